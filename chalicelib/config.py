@@ -1,0 +1,67 @@
+"""Environment variable names and the settings read from them, in one place.
+
+Precedence (highest first), as Chalice and CloudFormation apply it:
+1. the packaged template's `Environment` from infra/template.yaml (TABLE_NAME = the created table);
+2. the stage's `environment_variables` in .chalice/config.json;
+3. the top-level `environment_variables` in .chalice/config.json;
+4. the defaults below.
+Locally the devserver and the tests set the variables themselves.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from chalicelib.errors import ConfigurationError
+
+TABLE_NAME = "TABLE_NAME"
+SUCCESS_TTL_SECONDS = "SUCCESS_TTL_SECONDS"
+MAX_CONCURRENCY = "MAX_CONCURRENCY"
+# Only for local runs: the moto server, DynamoDB Local or LocalStack endpoint.
+DYNAMODB_ENDPOINT_URL = "DYNAMODB_ENDPOINT_URL"
+# Read by `chalice package/deploy` when it imports the app; the merge template replaces it.
+STREAM_ARN = "STREAM_ARN"
+
+PLACEHOLDER_STREAM_ARN = (
+    "arn:aws:dynamodb:us-east-1:123456789012:table/storefirst-requests/stream/1970-01-01T00:00:00.000"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    success_ttl_seconds: int = 300
+    max_concurrency: int = 16
+    dynamodb_endpoint_url: Optional[str] = None
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+        # os.environ is looked up per call: Chalice's test client replaces the object itself.
+        environ = os.environ if environ is None else environ
+        table_name = environ.get(TABLE_NAME, "").strip()
+        if not table_name:
+            raise ConfigurationError(f"{TABLE_NAME} is not set")
+        return cls(
+            table_name=table_name,
+            success_ttl_seconds=_positive_int(environ, SUCCESS_TTL_SECONDS, 300),
+            max_concurrency=_positive_int(environ, MAX_CONCURRENCY, 16),
+            dynamodb_endpoint_url=environ.get(DYNAMODB_ENDPOINT_URL) or None,
+        )
+
+
+def stream_arn() -> str:
+    return os.environ.get(STREAM_ARN) or PLACEHOLDER_STREAM_ARN
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigurationError(f"{name} must be at least 1, got {value}")
+    return value

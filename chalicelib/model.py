@@ -1,0 +1,17 @@
+"""The request item: its statuses, attribute names and what a valid id looks like."""
+from __future__ import annotations
+
+import re
+
+PENDING = "PENDING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+TERMINAL = frozenset({SUCCEEDED, FAILED})
+
+# The same pattern guards ids in the PUT template (infra/template.yaml): a key or request id
+# outside it is refused there, so an id outside it cannot exist.
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+
+def is_valid_id(value: str) -> bool:
+    return _ID.fullmatch(value) is not None

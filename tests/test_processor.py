@@ -1,0 +1,384 @@
+"""The stream processor through Chalice's test client, against moto."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Iterator, List, Mapping
+
+import pytest
+from botocore.exceptions import ClientError
+from chalice.test import Client
+
+import app as app_module
+from chalicelib import processor
+from chalicelib.errors import TransientError
+from chalicelib.logs import logger
+from chalicelib.orders import take_order
+from chalicelib.store import RequestStore
+from tests.conftest import TABLE
+from tests.streamevents import StreamEvents, pending_item
+
+NOW = 1767225700.25
+ORDER = {"table": 7, "items": [{"dish": "margherita", "qty": 2}, {"dish": "tiramisu", "qty": 1}]}
+UNKNOWN_DISH = {"table": 7, "items": [{"dish": "hawaiian", "qty": 1}]}
+
+
+class CountingLogic:
+    """Business logic that records every call, then delegates."""
+
+    def __init__(self, logic: Callable[[Mapping[str, Any]], Any] = take_order) -> None:
+        self.calls: List[Mapping[str, Any]] = []
+        self._logic = logic
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Mapping[str, Any]) -> Any:
+        with self._lock:
+            self.calls.append(request)
+        return self._logic(request)
+
+
+def transient_for(dish: str) -> Callable[[Mapping[str, Any]], Any]:
+    def logic(request: Mapping[str, Any]) -> Any:
+        if any(item.get("dish") == dish for item in request.get("items", [])):
+            raise TransientError("the kitchen printer is offline")
+        return take_order(request)
+    return logic
+
+
+class FailingClient:
+    """A DynamoDB client that fails one operation (when `when` accepts its arguments) with the
+    given error code and passes everything else to the real client."""
+
+    def __init__(self, client: Any, operation: str, code: str = "ProvisionedThroughputExceededException",
+                 message: str = "slow down", when: Callable[[Dict[str, Any]], bool] = lambda kwargs: True) -> None:
+        self._client = client
+        self._operation = operation
+        self._error = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        self._when = when
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._client, name)
+        if name != self._operation:
+            return real
+
+        def failing(**kwargs: Any) -> Any:
+            if self._when(kwargs):
+                raise ClientError(self._error, name)
+            return real(**kwargs)
+        return failing
+
+
+@pytest.fixture
+def events() -> StreamEvents:
+    return StreamEvents(TABLE)
+
+
+@pytest.fixture
+def lambda_client(dynamodb: Any) -> Iterator[Client]:
+    processor.use_processor(None)
+    with Client(app_module.app, stage_name="dev") as client:
+        yield client
+    processor.use_processor(None)
+
+
+def install(dynamodb: Any, logic: Callable[[Mapping[str, Any]], Any], *, client: Any = None,
+            workers: int = 4) -> None:
+    processor.use_processor(processor.StreamProcessor(
+        RequestStore(client or dynamodb, TABLE, sleep=lambda _: None),
+        logic,
+        executor=ThreadPoolExecutor(max_workers=workers),
+        success_ttl_seconds=300,
+        now=lambda: NOW,
+    ))
+
+
+def put(dynamodb: Any, request_id: str, body: Any) -> Dict[str, Any]:
+    item = pending_item(request_id, body)
+    dynamodb.put_item(TableName=TABLE, Item=item)
+    return item
+
+
+def item(dynamodb: Any, request_id: str) -> Dict[str, Any]:
+    return dynamodb.get_item(TableName=TABLE, Key={"id": {"S": request_id}}, ConsistentRead=True)["Item"]
+
+
+def invoke(client: Client, event: Dict[str, Any]) -> Dict[str, Any]:
+    return client.lambda_.invoke("process", event).payload
+
+
+def failures(response: Dict[str, Any]) -> List[str]:
+    return [entry["itemIdentifier"] for entry in response["batchItemFailures"]]
+
+
+def test_a_valid_order_succeeds_with_its_result_and_a_ttl(lambda_client, dynamodb, events):
+    install(dynamodb, take_order)
+    record = events.insert(put(dynamodb, "r1", ORDER))
+
+    response = invoke(lambda_client, events.event(record))
+
+    assert response == {"batchItemFailures": []}
+    stored = item(dynamodb, "r1")
+    assert stored["status"] == {"S": "SUCCEEDED"}
+    assert stored["ttl"] == {"N": str(int(NOW) + 300)}
+    assert stored["attempts"] == {"N": "1"}
+    assert stored["updatedAt"] == {"N": str(int(NOW * 1000))}
+    assert stored["result"]["M"]["portions"]["M"] == {"margherita": {"N": "2"}, "tiramisu": {"N": "1"}}
+    assert stored["request"] == {"S": json.dumps(ORDER)}
+
+
+def test_the_wired_processor_reads_its_settings_from_the_stage(lambda_client, dynamodb, events):
+    # No processor installed: app.py's wiring and .chalice/config.json's environment build it.
+    record = events.insert(put(dynamodb, "r1", ORDER))
+
+    assert invoke(lambda_client, events.event(record)) == {"batchItemFailures": []}
+
+    stored = item(dynamodb, "r1")
+    assert stored["status"] == {"S": "SUCCEEDED"}
+    now = int(stored["updatedAt"]["N"]) // 1000
+    assert int(stored["ttl"]["N"]) - now in (299, 300, 301)  # dev stage: SUCCESS_TTL_SECONDS=300
+
+
+def test_an_unknown_dish_fails_permanently_and_is_kept(lambda_client, dynamodb, events):
+    install(dynamodb, take_order)
+    record = events.insert(put(dynamodb, "r1", UNKNOWN_DISH))
+
+    assert invoke(lambda_client, events.event(record)) == {"batchItemFailures": []}
+
+    stored = item(dynamodb, "r1")
+    assert stored["status"] == {"S": "FAILED"}
+    assert stored["error"]["M"]["type"] == {"S": "RejectedRequest"}
+    assert "hawaiian" in stored["error"]["M"]["message"]["S"]
+    assert "ttl" not in stored
+
+
+def test_a_transient_failure_is_reported_for_retry_and_counted(lambda_client, dynamodb, events):
+    install(dynamodb, transient_for("margherita"))
+    record = events.insert(put(dynamodb, "r1", ORDER))
+
+    response = invoke(lambda_client, events.event(record))
+
+    assert failures(response) == [record["dynamodb"]["SequenceNumber"]]
+    stored = item(dynamodb, "r1")
+    assert stored["status"] == {"S": "PENDING"}
+    assert stored["attempts"] == {"N": "1"}
+    assert stored["lastError"]["M"]["message"] == {"S": "the kitchen printer is offline"}
+
+
+def test_a_mixed_batch_reports_exactly_the_transient_records(lambda_client, dynamodb, events):
+    install(dynamodb, transient_for("insalata"))
+    salad = {"table": 3, "items": [{"dish": "insalata", "qty": 1}]}
+    records = [
+        events.insert(put(dynamodb, "ok-1", ORDER)),
+        events.insert(put(dynamodb, "salad-1", salad)),
+        events.insert(put(dynamodb, "bad-1", UNKNOWN_DISH)),
+        events.insert(put(dynamodb, "salad-2", salad)),
+        events.insert(put(dynamodb, "ok-2", ORDER)),
+    ]
+
+    response = invoke(lambda_client, events.event(*records))
+
+    assert failures(response) == [records[1]["dynamodb"]["SequenceNumber"], records[3]["dynamodb"]["SequenceNumber"]]
+    statuses = {i: item(dynamodb, i)["status"]["S"] for i in ("ok-1", "salad-1", "bad-1", "salad-2", "ok-2")}
+    assert statuses == {"ok-1": "SUCCEEDED", "salad-1": "PENDING", "bad-1": "FAILED",
+                        "salad-2": "PENDING", "ok-2": "SUCCEEDED"}
+
+
+def test_redelivery_does_not_run_the_business_logic_again(lambda_client, dynamodb, events):
+    logic = CountingLogic()
+    install(dynamodb, logic)
+    records = [events.insert(put(dynamodb, "ok", ORDER)), events.insert(put(dynamodb, "bad", UNKNOWN_DISH))]
+    invoke(lambda_client, events.event(*records))
+    before = {i: item(dynamodb, i) for i in ("ok", "bad")}
+
+    response = invoke(lambda_client, events.event(*records))
+
+    assert response == {"batchItemFailures": []}
+    assert len(logic.calls) == 2
+    assert {i: item(dynamodb, i) for i in ("ok", "bad")} == before
+
+
+def test_a_terminal_item_is_never_overwritten_by_a_late_write(dynamodb):
+    store = RequestStore(dynamodb, TABLE)
+    put(dynamodb, "r1", ORDER)
+    store.finish_failed("r1", {"type": "RejectedRequest", "message": "no"}, now_ms=1)
+
+    with pytest.raises(Exception) as raised:
+        store.finish_succeeded("r1", {"ok": True}, now_ms=2, expires_at=3)
+
+    assert type(raised.value).__name__ == "ConditionFailed"
+    assert item(dynamodb, "r1")["status"] == {"S": "FAILED"}
+
+
+def test_processor_writes_and_ttl_deletes_are_ignored(lambda_client, dynamodb, events):
+    logic = CountingLogic()
+    install(dynamodb, logic)
+    pending = pending_item("r1", ORDER)
+    done = {**pending, "status": {"S": "SUCCEEDED"}, "ttl": {"N": "1"}}
+    counted = {**pending, "attempts": {"N": "1"}}
+    records = [events.modify(pending, done), events.modify(pending, counted), events.remove(done, by_ttl=True)]
+
+    assert invoke(lambda_client, events.event(*records)) == {"batchItemFailures": []}
+    assert logic.calls == []
+
+
+def test_a_throttled_write_back_is_retried_and_leaves_the_item_pending(lambda_client, dynamodb, events):
+    logic = CountingLogic()
+    install(dynamodb, logic, client=FailingClient(dynamodb, "update_item"))
+    record = events.insert(put(dynamodb, "r1", ORDER))
+
+    response = invoke(lambda_client, events.event(record))
+
+    assert failures(response) == [record["dynamodb"]["SequenceNumber"]]
+    assert item(dynamodb, "r1")["status"] == {"S": "PENDING"}
+    assert len(logic.calls) == 1
+
+
+def test_a_throttled_status_read_retries_the_whole_batch_without_running_anything(lambda_client, dynamodb, events):
+    logic = CountingLogic()
+    install(dynamodb, logic, client=FailingClient(dynamodb, "batch_get_item"))
+    records = [events.insert(put(dynamodb, f"r{i}", ORDER)) for i in range(3)]
+
+    response = invoke(lambda_client, events.event(*records))
+
+    assert failures(response) == [r["dynamodb"]["SequenceNumber"] for r in records]
+    assert logic.calls == []
+
+
+@pytest.mark.parametrize("raised, expected_status", [
+    (ValueError("boom"), "FAILED"),
+    (ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"},
+                  "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendMessage"), "PENDING"),
+    (ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"},
+                  "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendMessage"), "FAILED"),
+])
+def test_unexpected_and_downstream_errors_are_classified(lambda_client, dynamodb, events, raised, expected_status):
+    def logic(request: Mapping[str, Any]) -> Any:
+        raise raised
+    install(dynamodb, logic)
+    record = events.insert(put(dynamodb, "r1", ORDER))
+
+    response = invoke(lambda_client, events.event(record))
+
+    stored = item(dynamodb, "r1")
+    assert stored["status"] == {"S": expected_status}
+    assert bool(failures(response)) is (expected_status == "PENDING")
+    if expected_status == "FAILED":
+        assert stored["error"]["M"]["type"] == {"S": type(raised).__name__}
+
+
+@pytest.mark.parametrize("body, message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+])
+def test_a_stored_request_that_is_not_a_json_object_fails(lambda_client, dynamodb, events, body, message):
+    install(dynamodb, CountingLogic())
+    record = events.insert(put(dynamodb, "r1", body))
+
+    invoke(lambda_client, events.event(record))
+
+    stored = item(dynamodb, "r1")
+    assert stored["status"] == {"S": "FAILED"}
+    assert message in stored["error"]["M"]["message"]["S"]
+
+
+def test_a_result_too_large_for_the_item_fails_the_request(lambda_client, dynamodb, events):
+    # moto applies an oversized update partly before rejecting it (AWS rejects it whole),
+    # so the rejection comes from a fake with AWS's message.
+    too_large = FailingClient(
+        dynamodb, "update_item", code="ValidationException",
+        message="Item size to update has exceeded the maximum allowed size",
+        when=lambda kwargs: ":result" in kwargs["ExpressionAttributeValues"],
+    )
+    install(dynamodb, lambda request: {"blob": "x" * 420_000}, client=too_large)
+    record = events.insert(put(dynamodb, "r1", ORDER))
+
+    assert invoke(lambda_client, events.event(record)) == {"batchItemFailures": []}
+    assert item(dynamodb, "r1")["error"]["M"]["type"] == {"S": "ResultTooLarge"}
+
+
+def test_a_deleted_item_is_skipped(lambda_client, dynamodb, events):
+    logic = CountingLogic()
+    install(dynamodb, logic)
+    record = events.insert(pending_item("gone", ORDER))
+
+    assert invoke(lambda_client, events.event(record)) == {"batchItemFailures": []}
+    assert logic.calls == []
+
+
+def test_records_of_one_id_keep_their_order_after_a_transient_failure(lambda_client, dynamodb, events):
+    calls = CountingLogic(transient_for("margherita"))
+    install(dynamodb, calls)
+    pending = put(dynamodb, "r1", ORDER)
+    failed = {**pending, "status": {"S": "FAILED"}}
+    first = events.insert(pending)
+    retried = events.modify(failed, pending)  # a FAILED -> PENDING retry of the same id
+
+    response = invoke(lambda_client, events.event(first, retried))
+
+    assert failures(response) == [first["dynamodb"]["SequenceNumber"], retried["dynamodb"]["SequenceNumber"]]
+    assert len(calls.calls) == 1
+
+
+def test_batches_larger_than_one_status_read_are_processed(lambda_client, dynamodb, events):
+    install(dynamodb, take_order, workers=8)
+    records = [events.insert(put(dynamodb, f"r{i:03d}", ORDER)) for i in range(150)]
+
+    assert invoke(lambda_client, events.event(*records)) == {"batchItemFailures": []}
+    assert all(item(dynamodb, f"r{i:03d}")["status"] == {"S": "SUCCEEDED"} for i in range(150))
+
+
+def test_write_backs_run_concurrently_up_to_the_bound(dynamodb, events):
+    lock = threading.Lock()
+    running = {"now": 0, "peak": 0}
+    arrived = threading.Barrier(3, timeout=5)
+
+    def slow(request: Mapping[str, Any]) -> Any:
+        with lock:
+            running["now"] += 1
+            running["peak"] = max(running["peak"], running["now"])
+        try:
+            arrived.wait()  # three must run at once, or this times out
+        except threading.BrokenBarrierError:
+            pass
+        with lock:
+            running["now"] -= 1
+        return take_order(request)
+
+    install(dynamodb, slow, workers=3)
+    records = [events.insert(put(dynamodb, f"r{i}", ORDER)) for i in range(9)]
+
+    response = processor.current().process_batch(records)
+
+    assert response == {"batchItemFailures": []}
+    assert running["peak"] == 3
+    processor.use_processor(None)
+
+
+class JsonLines(logging.Handler):
+    """Collects what the service logger emits, formatted by its own JSON formatter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logger.registered_formatter)
+        self.lines: List[Dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def test_every_log_line_about_a_request_carries_its_id(lambda_client, dynamodb, events):
+    install(dynamodb, take_order)
+    records = [events.insert(put(dynamodb, "ok-1", ORDER)), events.insert(put(dynamodb, "bad-1", UNKNOWN_DISH))]
+    captured = JsonLines()
+    logging.getLogger(logger.name).addHandler(captured)
+    try:
+        invoke(lambda_client, events.event(*records))
+    finally:
+        logging.getLogger(logger.name).removeHandler(captured)
+
+    about_requests = [line for line in captured.lines if line["message"] != "batch processed"]
+    assert {line["request_id"] for line in about_requests} == {"ok-1", "bad-1"}
+    assert all(line["service"] == "storefirst" for line in captured.lines)
+    assert [line for line in captured.lines if line["message"] == "batch processed"][0]["requests"] == 2
