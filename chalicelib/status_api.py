@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, Optional
 from chalice import Blueprint, Response
 
 from chalicelib import config
-from chalicelib.errors import ClientError, InvalidRequestId, RequestNotFound
+from chalicelib.errors import ClientError, InvalidRequestId, RequestNotFound, StoreUnavailable
 from chalicelib.logs import logger
 from chalicelib.model import is_valid_id
 from chalicelib.store import RequestStore
@@ -34,13 +34,18 @@ def _current_store() -> RequestStore:
 
 
 def _client_errors_as_json(view: Callable[..., Any]) -> Callable[..., Any]:
-    """The one place a ClientError becomes a response: its status and {"message": ...}."""
+    """The one place errors become responses: a ClientError's own status, 503 for storage that
+    is throttled or down (retryable), and Chalice's logged 500 for anything else."""
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
         except ClientError as exc:
             return Response(body={"message": str(exc)}, status_code=exc.STATUS_CODE)
+        except StoreUnavailable as exc:
+            logger.warning("status read failed: storage unavailable", extra={"error": str(exc), **kwargs})
+            return Response(body={"message": "storage unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": "1"})
     return wrapper
 
 

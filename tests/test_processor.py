@@ -18,6 +18,7 @@ from chalicelib.logs import logger
 from chalicelib.orders import take_order
 from chalicelib.store import RequestStore
 from tests.conftest import TABLE
+from tests.fakes import FailingClient
 from tests.streamevents import StreamEvents, pending_item
 
 NOW = 1767225700.25
@@ -45,29 +46,6 @@ def transient_for(dish: str) -> Callable[[Mapping[str, Any]], Any]:
             raise TransientError("the kitchen printer is offline")
         return take_order(request)
     return logic
-
-
-class FailingClient:
-    """A DynamoDB client that fails one operation (when `when` accepts its arguments) with the
-    given error code and passes everything else to the real client."""
-
-    def __init__(self, client: Any, operation: str, code: str = "ProvisionedThroughputExceededException",
-                 message: str = "slow down", when: Callable[[Dict[str, Any]], bool] = lambda kwargs: True) -> None:
-        self._client = client
-        self._operation = operation
-        self._error = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
-        self._when = when
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._client, name)
-        if name != self._operation:
-            return real
-
-        def failing(**kwargs: Any) -> Any:
-            if self._when(kwargs):
-                raise ClientError(self._error, name)
-            return real(**kwargs)
-        return failing
 
 
 @pytest.fixture

@@ -1,0 +1,112 @@
+"""The storage boundary: botocore errors mapped completely, batch reads that survive throttling."""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import botocore.session
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError, ReadTimeoutError
+
+from chalicelib.errors import ConditionFailed, ItemTooLarge, StoreMisconfigured, StoreUnavailable
+from chalicelib.store import ERROR_CLASSES, RequestStore, from_attribute, map_error, to_attribute
+from tests.conftest import TABLE
+from tests.streamevents import pending_item
+
+
+def client_error(code: str, status: int = 400, message: str = "m") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, "PutItem")
+
+
+def test_every_error_in_dynamodbs_model_has_a_decided_meaning():
+    model = botocore.session.get_session().get_service_model("dynamodb")
+
+    undecided = {shape.name for shape in model.error_shapes} - set(ERROR_CLASSES)
+
+    assert undecided == set()
+
+
+@pytest.mark.parametrize("code, status, expected", [
+    ("ProvisionedThroughputExceededException", 400, StoreUnavailable),
+    ("ThrottlingException", 400, StoreUnavailable),
+    ("RequestLimitExceeded", 400, StoreUnavailable),
+    ("InternalServerError", 500, StoreUnavailable),
+    ("ServiceUnavailable", 503, StoreUnavailable),
+    ("SomethingNew", 502, StoreUnavailable),
+    ("ConditionalCheckFailedException", 400, ConditionFailed),
+    ("AccessDeniedException", 400, StoreMisconfigured),
+    ("ResourceNotFoundException", 400, StoreMisconfigured),
+    ("ValidationException", 400, StoreMisconfigured),
+    ("SomethingNew", 400, StoreMisconfigured),
+])
+def test_client_errors_map_by_code_then_status(code, status, expected):
+    mapped = map_error(client_error(code, status))
+
+    assert type(mapped) is expected
+    assert mapped.code == code
+
+
+def test_an_oversized_item_is_its_own_error():
+    mapped = map_error(client_error("ValidationException", message="Item size has exceeded the maximum allowed size"))
+
+    assert isinstance(mapped, ItemTooLarge)
+
+
+def test_transport_failures_are_transient_and_local_mistakes_are_not():
+    assert isinstance(map_error(EndpointConnectionError(endpoint_url="http://127.0.0.1:1")), StoreUnavailable)
+    assert isinstance(map_error(ReadTimeoutError(endpoint_url="http://127.0.0.1:1")), StoreUnavailable)
+    assert isinstance(map_error(ParamValidationError(report="bad")), StoreMisconfigured)
+    with pytest.raises(TypeError):
+        map_error(ValueError("not botocore"))
+
+
+class UnprocessedOnce:
+    """BatchGetItem that leaves every key unprocessed `times` times, as DynamoDB does when throttled."""
+
+    def __init__(self, client: Any, times: int) -> None:
+        self._client = client
+        self._times = times
+        self.calls = 0
+
+    def batch_get_item(self, RequestItems: Dict[str, Any]) -> Dict[str, Any]:
+        self.calls += 1
+        if self.calls <= self._times:
+            return {"Responses": {TABLE: []}, "UnprocessedKeys": RequestItems}
+        return self._client.batch_get_item(RequestItems=RequestItems)
+
+
+def test_unprocessed_keys_are_read_again_with_backoff(dynamodb):
+    dynamodb.put_item(TableName=TABLE, Item=pending_item("a", {}))
+    sleeps: List[float] = []
+    flaky = UnprocessedOnce(dynamodb, times=2)
+
+    states = RequestStore(flaky, TABLE, sleep=sleeps.append).current_states(["a", "missing"])
+
+    assert set(states) == {"a"} and states["a"].status == "PENDING"
+    assert flaky.calls == 3 and len(sleeps) == 2 and sleeps[0] < sleeps[1]
+
+
+def test_keys_left_unprocessed_after_all_retries_are_a_transient_failure(dynamodb):
+    store = RequestStore(UnprocessedOnce(dynamodb, times=99), TABLE, sleep=lambda _: None, unprocessed_retries=3)
+
+    with pytest.raises(StoreUnavailable):
+        store.current_states(["a"])
+
+
+def test_status_reads_are_consistent_and_chunked_by_one_hundred(dynamodb):
+    calls: List[Dict[str, Any]] = []
+
+    class Recording:
+        def batch_get_item(self, RequestItems: Dict[str, Any]) -> Dict[str, Any]:
+            calls.append(RequestItems[TABLE])
+            return dynamodb.batch_get_item(RequestItems=RequestItems)
+
+    RequestStore(Recording(), TABLE).current_states([f"r{i}" for i in range(250)] + ["r0"])
+
+    assert [len(c["Keys"]) for c in calls] == [100, 100, 50]
+    assert all(c["ConsistentRead"] is True for c in calls)
+
+
+@pytest.mark.parametrize("value", [{"a": 1, "b": [1.5, "x", None, True], "c": {"d": -2}}, [], "text", 0])
+def test_values_round_trip_through_typed_attributes(value):
+    assert from_attribute(to_attribute(value)) == value
