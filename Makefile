@@ -1,0 +1,47 @@
+# The two set-up commands: `make run` (the local stack) and `make test` (every test).
+# Both create .venv when it is missing and install what they need; nothing else is assumed.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAGE ?= dev
+STACK ?= storefirst-$(STAGE)
+PACKAGE_DIR := build/package
+
+.PHONY: run test package deploy clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Reinstalled whenever requirements-dev.txt changes.
+$(VENV)/.installed: requirements-dev.txt requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+run: $(VENV)/.installed
+	$(PY) -m devserver
+
+# chalice package merges infra/template.yaml into its SAM template; SAM is then translated
+# offline and both are linted (spec §7: only the translated template shows ESM mistakes).
+package: $(VENV)/.installed
+	rm -rf $(PACKAGE_DIR)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
+		--merge-template infra/template.yaml $(PACKAGE_DIR)
+	$(PY) infra/translate.py $(PACKAGE_DIR)/sam.yaml $(PACKAGE_DIR)/cloudformation.json
+	$(VENV)/bin/cfn-lint $(PACKAGE_DIR)/sam.yaml $(PACKAGE_DIR)/cloudformation.json
+
+# Needs the AWS CLI, credentials and an S3 bucket for the code: make deploy STAGE=prod BUCKET=my-bucket
+deploy: package
+	@test -n "$(BUCKET)" || { echo "set BUCKET=<an S3 bucket for the deployment zip>"; exit 2; }
+	@command -v aws >/dev/null || { echo "the AWS CLI is needed for deploy (pip install awscli)"; exit 2; }
+	aws cloudformation package --template-file $(PACKAGE_DIR)/sam.yaml --s3-bucket $(BUCKET) \
+		--output-template-file $(PACKAGE_DIR)/packaged.yaml
+	aws cloudformation deploy --template-file $(PACKAGE_DIR)/packaged.yaml --stack-name $(STACK) \
+		--capabilities CAPABILITY_IAM
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,179 @@
+"""The deployable template, as `make package` builds it: chalice package --merge-template,
+then SAM translated offline. Least privilege and the stream settings are read from it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "infra"))
+from translate import translate  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
+    out = tmp_path_factory.mktemp("package")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    subprocess.run(
+        [str(BIN / "chalice"), "package", "--stage", "prod", "--merge-template", "infra/template.yaml", str(out)],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )
+    sam = yaml.safe_load((out / "sam.yaml").read_text())
+    cloudformation = translate(sam)
+    (out / "cloudformation.json").write_text(json.dumps(cloudformation))
+    return {"dir": out, "sam": sam, "cfn": cloudformation}
+
+
+def resources(packaged: Dict[str, Any]) -> Dict[str, Any]:
+    return packaged["cfn"]["Resources"]
+
+
+def statements(role: Dict[str, Any]) -> List[Dict[str, Any]]:
+    return [s for policy in role["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+
+def as_list(value: Any) -> List[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_cfn_lint_finds_nothing_in_the_sam_or_the_translated_template(packaged):
+    result = subprocess.run(
+        [str(BIN / "cfn-lint"), str(packaged["dir"] / "sam.yaml"), str(packaged["dir"] / "cloudformation.json")],
+        capture_output=True, text=True,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_api_gateway_may_only_put_items_into_the_table(packaged):
+    role = resources(packaged)["ApiGatewayPutItemRole"]
+
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
+                      "Action": "sts:AssumeRole"}]
+    assert statements(role) == [{"Effect": "Allow", "Action": "dynamodb:PutItem",
+                                 "Resource": {"Fn::GetAtt": ["RequestsTable", "Arn"]}}]
+
+
+@pytest.mark.parametrize("role_name, expected", [
+    ("ProcessRole", {
+        "dynamodb:DescribeStream": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
+        "dynamodb:GetRecords": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
+        "dynamodb:GetShardIterator": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
+        "dynamodb:ListStreams": {"Fn::Sub": "${RequestsTable.Arn}/stream/*"},
+        "dynamodb:BatchGetItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+        "dynamodb:UpdateItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+        "sqs:SendMessage": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
+        "logs:CreateLogStream": {"Fn::Sub": "${ProcessLogGroup.Arn}:*"},
+        "logs:PutLogEvents": {"Fn::Sub": "${ProcessLogGroup.Arn}:*"},
+    }),
+    ("ApiHandlerRole", {
+        "dynamodb:GetItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+        "logs:CreateLogStream": {"Fn::Sub": "${APIHandlerLogGroup.Arn}:*"},
+        "logs:PutLogEvents": {"Fn::Sub": "${APIHandlerLogGroup.Arn}:*"},
+    }),
+])
+def test_each_lambda_role_names_exact_actions_on_exact_resources(packaged, role_name, expected):
+    granted = {}
+    for statement in statements(resources(packaged)[role_name]):
+        assert statement["Effect"] == "Allow"
+        assert len(as_list(statement["Resource"])) == 1
+        for action in as_list(statement["Action"]):
+            assert "*" not in action
+            granted[action] = statement["Resource"]
+
+    assert granted == expected
+    assert "ManagedPolicyArns" not in resources(packaged)[role_name]["Properties"]
+
+
+def test_no_role_in_the_template_grants_a_wildcard_resource(packaged):
+    roles = [r for r in resources(packaged).values() if r["Type"] == "AWS::IAM::Role"]
+
+    assert len(roles) == 3
+    for role in roles:
+        for statement in statements(role):
+            assert all(resource != "*" for resource in as_list(statement["Resource"]))
+
+
+def test_the_stream_mapping_retries_partially_bisects_and_gives_up_into_the_queue(packaged):
+    [mapping] = [r for r in resources(packaged).values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    properties = mapping["Properties"]
+
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["RequestsTable", "StreamArn"]}
+    assert properties["FunctionName"] == {"Ref": "Process"}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert 0 <= properties["MaximumRetryAttempts"] <= 10000
+    assert 60 <= properties["MaximumRecordAgeInSeconds"] <= 604800
+    assert properties["StartingPosition"] == "TRIM_HORIZON"
+    assert properties["BatchSize"] == 100
+    assert properties["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]}}}
+    [pattern] = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
+    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}
+
+
+def test_the_table_keeps_its_data_and_streams_both_images(packaged):
+    table = resources(packaged)["RequestsTable"]
+    properties = table["Properties"]
+
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+    assert properties["DeletionProtectionEnabled"] is True
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert properties["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+
+
+def test_the_put_route_is_a_direct_dynamodb_integration(packaged):
+    body = resources(packaged)["RestAPI"]["Properties"]["Body"]
+    put = body["paths"]["/requests"]["put"]
+    integration = put["x-amazon-apigateway-integration"]
+
+    assert integration["type"] == "aws"
+    assert integration["uri"] == {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:dynamodb:action/PutItem"}
+    assert integration["credentials"] == {"Fn::GetAtt": ["ApiGatewayPutItemRole", "Arn"]}
+    assert integration["passthroughBehavior"] == "never"
+    assert put["x-amazon-apigateway-request-validator"] == "body-only"
+    assert body["x-amazon-apigateway-request-validators"]["body-only"]["validateRequestBody"] is True
+    declared = set(put["responses"])
+    selected = {r["statusCode"] for r in integration["responses"].values()}
+    assert selected <= declared  # a selected status without a method response is a 500 (spec §2)
+    assert {"202", "400", "409", "413", "415", "429", "500", "503"} <= declared
+    # The Chalice route is still there beside it.
+    assert "get" in body["paths"]["/requests/{request_id}"]
+
+
+def test_both_functions_get_powertools_from_the_public_layer_and_their_table(packaged):
+    for name in ("Process", "APIHandler"):
+        properties = resources(packaged)[name]["Properties"]
+        [layer] = properties["Layers"]
+        assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64" in layer["Fn::Sub"]
+        assert properties["Environment"]["Variables"]["TABLE_NAME"] == {"Ref": "RequestsTable"}
+        assert properties["Runtime"] == "python3.11"
+
+
+def test_the_prod_stage_keeps_successes_longer_than_dev(packaged):
+    variables = resources(packaged)["Process"]["Properties"]["Environment"]["Variables"]
+
+    assert variables["SUCCESS_TTL_SECONDS"] == "3600"
+
+
+def test_the_deployment_zip_holds_only_our_code(packaged):
+    import zipfile
+
+    names = zipfile.ZipFile(packaged["dir"] / "deployment.zip").namelist()
+
+    assert "app.py" in names and "chalicelib/processor.py" in names
+    assert not [n for n in names if n.startswith(("boto3/", "botocore/", "aws_lambda_powertools/", "devserver/", "tests/"))]
