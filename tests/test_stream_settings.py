@@ -1,0 +1,125 @@
+"""ESM settings: read from infra/template.yaml + the Chalice decorator, validated like the Lambda API (esm §2, §4)."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+import yaml
+from chalice import Chalice
+
+from devserver.stream.settings import (
+    DecoratorValues, EsmSettings, SettingsError, cfn_name, decorator_values, parse_settings, settings_from_template,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE: Dict[str, Any] = yaml.safe_load((ROOT / "infra" / "template.yaml").read_text())
+DECORATOR = DecoratorValues(name="process", batch_size=100, starting_position="TRIM_HORIZON")
+
+
+def with_props(**props: Any) -> Dict[str, Any]:
+    template = copy.deepcopy(TEMPLATE)
+    target = template["Resources"]["Process"]["Properties"]["Events"]["ProcessDynamodbEventSource"]["Properties"]
+    for key, value in props.items():
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    return template
+
+
+def test_the_project_template_and_app() -> None:
+    import app  # the real Chalice app: its blueprint registers the @on_dynamodb_record handler
+
+    settings = settings_from_template(TEMPLATE, app.app)
+    assert settings.function_name == "process"
+    assert settings.batch_size == app.app.event_sources[0].batch_size
+    assert settings.starting_position == app.app.event_sources[0].starting_position
+    assert settings.report_batch_item_failures is True
+    assert settings.bisect_on_error is True
+    assert settings.max_retry_attempts == 10
+    assert settings.max_record_age_s == 3600
+    assert settings.on_failure_queue == "ProcessorFailureQueue"
+    assert len(settings.filters) == 1
+    assert settings.filters[0].matches({"eventName": "INSERT", "dynamodb": {"NewImage": {"status": {"S": "PENDING"}}}})
+
+
+def test_decorator_values_come_from_app_event_sources() -> None:
+    app = Chalice(app_name="t")
+
+    @app.on_dynamodb_record(stream_arn="arn:aws:dynamodb:eu-central-1:1:table/t/stream/x", batch_size=7,
+                            starting_position="LATEST", maximum_batching_window_in_seconds=3)
+    def handle(event: Any) -> None:
+        pass
+
+    values = decorator_values(app)
+    assert values == DecoratorValues(name="handle", batch_size=7, starting_position="LATEST",
+                                     maximum_batching_window_in_seconds=3)
+    settings = parse_settings({"Resources": {}}, values)  # no template properties: Lambda's defaults (esm §2)
+    assert settings == EsmSettings(batch_size=7, batching_window_s=3, starting_position="LATEST", function_name="handle")
+
+
+def test_template_values_win_over_the_decorator_like_merge_template() -> None:
+    settings = parse_settings(with_props(BatchSize=5, StartingPosition="LATEST"), DECORATOR)
+    assert (settings.batch_size, settings.starting_position) == (5, "LATEST")
+
+
+def test_no_dynamodb_handler_is_a_clear_error() -> None:
+    with pytest.raises(SettingsError, match="exactly one @on_dynamodb_record"):
+        decorator_values(Chalice(app_name="empty"))
+
+
+def test_cfn_names_follow_chalice() -> None:
+    assert cfn_name("process-dynamodb-event-source") == "ProcessDynamodbEventSource"
+    assert cfn_name("my_handler") == "MyHandler"
+
+
+@pytest.mark.parametrize("props, message", [
+    ({"MaximumRecordAgeInSeconds": 59}, "MaximumRecordAgeInSeconds"),
+    ({"MaximumRecordAgeInSeconds": 0}, "MaximumRecordAgeInSeconds"),
+    ({"MaximumRecordAgeInSeconds": 604_801}, "MaximumRecordAgeInSeconds"),
+    ({"MaximumRetryAttempts": 10_001}, "MaximumRetryAttempts"),
+    ({"MaximumRetryAttempts": -2}, "MaximumRetryAttempts"),
+    ({"MaximumRetryAttempts": True}, "MaximumRetryAttempts"),
+    ({"BatchSize": 0}, "BatchSize"),
+    ({"BatchSize": 10_001}, "BatchSize"),
+    ({"MaximumBatchingWindowInSeconds": 301}, "MaximumBatchingWindowInSeconds"),
+    ({"StartingPosition": "AT_TIMESTAMP"}, "StartingPosition"),
+    ({"FunctionResponseTypes": ["ReportItemFailures"]}, "FunctionResponseTypes"),
+    ({"FunctionResponseTypes": "ReportBatchItemFailures"}, "FunctionResponseTypes"),
+    ({"BisectBatchOnFunctionError": "yes"}, "BisectBatchOnFunctionError"),
+    ({"FilterCriteria": {"Filters": [{"Pattern": "{not json"}]}}, "not valid JSON"),
+    ({"FilterCriteria": {"Filters": [{"Pattern": '["INSERT"]'}]}}, "JSON object"),
+    ({"FilterCriteria": {"Filters": [{"Pattern": '{"eventName": "INSERT"}'}]}}, "must be lists"),
+    ({"FilterCriteria": {"Filters": [{"Pattern": '{"a": [{"numeric": [">", "1"]}]}'}]}}, "numbers"),
+    ({"FilterCriteria": {"Filters": [{"Pattern": '{"a": [{"bogus": 1}]}'}]}}, "unknown operator"),
+    ({"FilterCriteria": {"Filters": [{"Pattern": '{"a": [' + '"x",' * 1400 + '"x"]}'}]}}, "4096"),
+    ({"FilterCriteria": {"Filters": [{"Pattern": "{}"}] * 21}}, "at most 20"),
+    ({"TumblingWindowInSeconds": 60}, "TumblingWindowInSeconds"),
+    ({"DestinationConfig": {"OnFailure": {"Type": "S3", "Destination": "arn:aws:s3:::b"}}}, "SQS only"),
+])
+def test_values_aws_would_reject(props: Dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        parse_settings(with_props(**props), DECORATOR)
+
+
+@pytest.mark.parametrize("props, field, expected", [
+    ({"MaximumRecordAgeInSeconds": -1}, "max_record_age_s", -1),
+    ({"MaximumRecordAgeInSeconds": 60}, "max_record_age_s", 60),
+    ({"MaximumRetryAttempts": -1}, "max_retry_attempts", -1),
+    ({"MaximumRetryAttempts": "3"}, "max_retry_attempts", 3),  # CloudFormation coerces numeric strings
+    ({"FunctionResponseTypes": None}, "report_batch_item_failures", False),
+    ({"FilterCriteria": None}, "filters", ()),
+    ({"DestinationConfig": {"OnFailure": {"Destination": "arn:aws:sqs:eu-central-1:1:dlq"}}}, "on_failure_queue", "dlq"),
+    ({"DestinationConfig": None}, "on_failure_queue", None),
+])
+def test_values_aws_accepts(props: Dict[str, Any], field: str, expected: Any) -> None:
+    assert getattr(parse_settings(with_props(**props), DECORATOR), field) == expected
+
+
+def test_settings_are_frozen_and_hashable() -> None:
+    settings = parse_settings(TEMPLATE, DECORATOR)
+    with pytest.raises(AttributeError):
+        settings.batch_size = 1  # type: ignore[misc]
+    assert hash(settings) == hash(parse_settings(TEMPLATE, DECORATOR))
