@@ -67,9 +67,9 @@ listens on          moto: --host (127.0.0.1) | Local: all interfaces, no option 
 start / stop        moto ~0.7 s / ~0.2 s (exit 0) | Local ~2-2.5 s with FAST_START_JVM (4-7 s without, on a
                     loaded 2-CPU box) / ~0.4 s (exit 143)
 
-Consequences: the PUT route's 4xx template reads `$.message`, which is empty on DynamoDB Local (it
-says "Message"), so "Item size" and "Missing the key" never match there; aws_error_body() below
-reshapes a DynamoDB Local error body as AWS sends it. The stream runner must use tag_ttl_remove()
+Consequences: the PUT route's 4xx template reads `$.message` and falls back to `$.Message`, and it
+marks an unstorable request with an empty key, whose "empty string" message all three share (the
+missing-key texts differ). The stream runner must use tag_ttl_remove()
 (DynamoDB Local's TTL records, and the sweeper's deletes on moto) and must not assume that a REMOVE
 without userIdentity is a user delete. All clients of a moto backend must use the same region.
 """
@@ -92,7 +92,7 @@ from devserver.db_process import (REPO_ROOT, DbProcess, DbStartError, find_dynam
 from devserver.db_schema import ensure_queue, ensure_table, queue_attributes, table_properties, ttl_attribute
 from devserver.db_ttl import TTL_USER_IDENTITY, TtlSweeper, tag_ttl_remove
 
-__all__ = ["DbProcess", "DbStartError", "TTL_USER_IDENTITY", "TtlSweeper", "aws_error_body", "client",
+__all__ = ["DbProcess", "DbStartError", "TTL_USER_IDENTITY", "TtlSweeper", "client",
            "ensure_queue", "ensure_table", "find_dynamodb_local_jar", "free_port", "serve_db",
            "start_dynamodb_local", "start_moto", "stop", "stop_all", "tag_ttl_remove"]
 
@@ -104,27 +104,12 @@ DEFAULT_QUEUE = "storefirst-processor-failures"
 DEFAULT_DATA_DIR = REPO_ROOT / ".local" / "dynamodb"
 LOG_DIR = REPO_ROOT / ".local" / "logs"  # kept after a stop, unlike the launchers' temp logs
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-_DDB_LOCAL_MISSING_KEY = "One of the required keys was not given a value"
 
 
 def client(service: str, endpoint_url: str | None, region: str, *, fake_credentials: bool = True) -> Any:
     """A boto3 client for a local endpoint; fake credentials unless talking to something real."""
     credentials = FAKE_CREDENTIALS if fake_credentials else {}
     return boto3.client(service, endpoint_url=endpoint_url, region_name=region, **credentials)
-
-
-def aws_error_body(body: Mapping[str, Any], hash_key: str = "id") -> dict[str, Any]:
-    """A DynamoDB error body reshaped as AWS sends it: `message` in lower case, AWS's missing-key text.
-
-    For the API emulator in front of DynamoDB Local, whose bodies otherwise miss the PUT route's
-    "Missing the key" and "Item size" matches (see the table above). AWS-shaped bodies pass unchanged.
-    """
-    out = {key: value for key, value in body.items() if key != "Message"}
-    if "message" not in out and "Message" in body:
-        out["message"] = body["Message"]
-    if out.get("message") == _DDB_LOCAL_MISSING_KEY:
-        out["message"] = f"One or more parameter values were invalid: Missing the key {hash_key} in the item"
-    return out
 
 
 def serve_db(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from devserver.db import (DbProcess, DbStartError, TtlSweeper, aws_error_body, client, ensure_queue, ensure_table,
+from devserver.db import (DbProcess, DbStartError, TtlSweeper, client, ensure_queue, ensure_table,
                           free_port, serve_db, start_dynamodb_local, start_moto, stop, tag_ttl_remove)
 from devserver.db_ttl import MAX_TTL_AGE_SECONDS, TTL_USER_IDENTITY
 
@@ -324,22 +324,6 @@ def test_tag_ttl_remove_keeps_an_existing_user_identity_and_fixes_dynamodb_local
     assert tag_ttl_remove(local, "ttl")["eventName"] == "REMOVE"
     assert tag_ttl_remove(local, "ttl")["userIdentity"] == TTL_USER_IDENTITY
 
-
-def test_aws_error_body_reshapes_dynamodb_local_errors() -> None:
-    local = {"__type": "com.amazon.coral.validate#ValidationException",
-             "Message": "One of the required keys was not given a value"}
-    assert aws_error_body(local) == {"__type": "com.amazon.coral.validate#ValidationException",
-                                     "message": "One or more parameter values were invalid: "
-                                                "Missing the key id in the item"}
-    size = {"__type": "com.amazon.coral.validate#ValidationException",
-            "Message": "Item size has exceeded the maximum allowed size"}
-    assert aws_error_body(size)["message"] == size["Message"]
-    aws = {"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
-           "message": "The conditional request failed"}
-    assert aws_error_body(aws) == aws
-
-
-# --- helpers ---------------------------------------------------------------------------------------------
 
 def _stream_records(streams: Any, arn: str) -> list[dict[str, Any]]:
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]

@@ -193,9 +193,9 @@ def test_a_forced_request_id_that_is_not_a_valid_id_is_refused(transport, dynamo
 
 
 @pytest.mark.parametrize("body", ["", "   ", "\n\t\r"])
-def test_an_empty_body_renders_a_put_without_a_key_and_gets_a_400(body, transport, dynamodb):
+def test_an_empty_body_renders_a_put_with_an_empty_key_and_gets_a_400(body, transport, dynamodb):
     request = method_request({"Idempotency-Key": "k-empty"})
-    assert "id" not in json.loads(render_put(body, request))["Item"]
+    assert json.loads(render_put(body, request))["Item"]["id"] == {"S": ""}
 
     response = put_through(transport, body, request)
 
@@ -256,8 +256,8 @@ MISCONFIGURED = "storage is misconfigured; the request was not stored"
     ("TransactionConflictException", "m", 429, THROTTLED),
     ("ValidationException", "Item size has exceeded the maximum allowed size", 413,
      "request body too large: a stored request must fit in one 400 KB DynamoDB item"),
-    ("ValidationException", "One or more parameter values were invalid: Missing the key id in the item", 400,
-     "request body is empty; send a JSON object"),
+    ("ValidationException", "One or more parameter values were invalid: An AttributeValue may not contain an "
+     "empty string. Key: id", 400, "request body is empty; send a JSON object"),
     ("ValidationException", "something else", 400, "storage rejected the request; it was not stored"),
     ("AccessDeniedException", "not authorized", 500, MISCONFIGURED),
     ("ResourceNotFoundException", "Requested resource not found", 500, MISCONFIGURED),
@@ -269,11 +269,19 @@ def test_each_dynamodb_400_maps_to_its_status(error_type, message, status, clien
     assert (response.status, response_json(response)) == (status, {"message": client_message})
 
 
-def test_a_validation_exception_under_its_coral_type_name_maps_the_same():
-    answer = json.dumps({"__type": "com.amazon.coral.validate#ValidationException",
-                         "message": "Item size has exceeded the maximum allowed size"}).encode()
+@pytest.mark.parametrize("message, status, client_message", [
+    ("Item size has exceeded the maximum allowed size", 413,
+     "request body too large: a stored request must fit in one 400 KB DynamoDB item"),
+    ("One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty "
+     "string value. Key: id", 400, "request body is empty; send a JSON object"),
+])
+def test_dynamodb_locals_error_body_maps_the_same(message, status, client_message):
+    # DynamoDB Local names the type com.amazon.coral.validate#... and capitalises "Message".
+    answer = json.dumps({"__type": "com.amazon.coral.validate#ValidationException", "Message": message}).encode()
 
-    assert respond(ROUTE, method_request(), 400, answer).status == 413
+    response = respond(ROUTE, method_request(), 400, answer)
+
+    assert (response.status, response_json(response)) == (status, {"message": client_message})
 
 
 @pytest.mark.parametrize("status", [500, 503])
