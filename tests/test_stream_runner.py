@@ -407,3 +407,24 @@ def test_per_key_order_is_kept_across_retries() -> None:
         assert versions == sorted(versions)  # re-deliveries may repeat, never reorder
         assert set(versions) == {1, 2, 3, 4}
     assert r.destination.messages == []
+
+
+def test_a_normalizer_repairs_records_before_they_are_filtered_and_delivered():
+    # The local stack passes db_ttl.tag_ttl_remove: an expired item's delete becomes a TTL delete.
+    from functools import partial
+
+    from devserver.db_ttl import tag_ttl_remove
+
+    ttl_deletes = FilterPattern.parse('{"userIdentity": {"type": ["Service"]}}')
+    r = rig(filters=(ttl_deletes,), runner_options={"normalize": partial(tag_ttl_remove, ttl_attribute="ttl")})
+    now = r.clock()
+    expired = {**item("r1", "SUCCEEDED"), "ttl": {"N": str(int(now) - 10)}}
+    live = {**item("r2", "SUCCEEDED"), "ttl": {"N": str(int(now) + 3600)}}
+    swept = r.streams.put({"id": {"S": "r1"}}, old=expired)
+    r.streams.put({"id": {"S": "r2"}}, old=live)
+
+    r.drain()
+
+    assert r.handler.delivered == [swept]
+    assert r.handler.events[0]["Records"][0]["userIdentity"] == {"type": "Service",
+                                                                 "principalId": "dynamodb.amazonaws.com"}

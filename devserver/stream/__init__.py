@@ -4,7 +4,7 @@
                           sqs_endpoint=..., queue_name=..., checkpoint_path=..., handler=app.process)
     runner.start(); ...; runner.status(); runner.stop()
 """
-from .build import build_runner, load_settings, table_stream_arn
+from .build import build_runner, table_stream_arn
 from .checkpoint import FileCheckpointStore, MemoryCheckpointStore
 from .destinations import MemoryDestination, SqsFailureDestination, failure_record
 from .filters import FilterPattern, PatternError, matches_any
@@ -16,6 +16,6 @@ from .settings import EsmSettings, SettingsError, decorator_values, parse_settin
 __all__ = [
     "EsmSettings", "FileCheckpointStore", "FilterPattern", "MemoryCheckpointStore", "MemoryDestination",
     "PatternError", "SettingsError", "SqsFailureDestination", "StreamRunner", "build_runner", "decorator_values",
-    "failure_record", "load_settings", "matches_any", "parse_batch_response", "parse_settings",
+    "failure_record", "matches_any", "parse_batch_response", "parse_settings",
     "settings_from_template", "table_stream_arn", "to_lambda_record",
 ]

@@ -1,6 +1,7 @@
 """Wire a StreamRunner to a local endpoint (moto server or DynamoDB Local) from the project's files."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -10,11 +11,14 @@ import boto3
 import yaml
 from botocore.config import Config
 
+from devserver.db_schema import ttl_attribute
+from devserver.db_ttl import tag_ttl_remove
+
 from .checkpoint import FileCheckpointStore
 from .destinations import FailureDestination, SqsFailureDestination
 from .invoke import Handler
 from .runner import StreamRunner
-from .settings import EsmSettings, settings_from_template
+from .settings import settings_from_template
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +26,6 @@ log = logging.getLogger(__name__)
 # ("<account>.streams-ddb.<region>..."), which moto's in-process mock does not route; an explicit
 # endpoint is unaffected, but disabling the mode keeps both cases on the classic host.
 CLIENT_CONFIG = Config(account_id_endpoint_mode="disabled", retries={"max_attempts": 2, "mode": "standard"})
-
-
-def load_settings(template_path: Union[str, Path], app: Any, function_name: Optional[str] = None) -> EsmSettings:
-    template = yaml.safe_load(Path(template_path).read_text(encoding="utf-8"))
-    return settings_from_template(template, app, function_name)
 
 
 def table_stream_arn(dynamodb: Any, table_name: str) -> Callable[[], str]:
@@ -53,7 +52,12 @@ def build_runner(
     name of the template's OnFailure queue (None: no destination; a configured OnFailure is then
     reported and its records only logged). `runner_options` go to StreamRunner (backoff, sleep...).
     """
-    settings = load_settings(template_path, app, function_name)
+    template = yaml.safe_load(Path(template_path).read_text(encoding="utf-8"))
+    settings = settings_from_template(template, app, function_name)
+    ttl = ttl_attribute(template)
+    if ttl is not None:
+        # Neither backend marks its expiry deletes as AWS does (esm §7): tag them before filtering.
+        runner_options.setdefault("normalize", functools.partial(tag_ttl_remove, ttl_attribute=ttl))
     session = session or boto3.session.Session(region_name=region)
     dynamodb = session.client("dynamodb", endpoint_url=dynamodb_endpoint, config=CLIENT_CONFIG)
     streams = session.client("dynamodbstreams", endpoint_url=dynamodb_endpoint, config=CLIENT_CONFIG)

@@ -35,6 +35,7 @@ class StreamReading:
     _listed: Set[str]
     _limit: int
     _drop_noop: bool
+    _normalize: Callable[[Dict[str, Any]], Dict[str, Any]]
     _ready: bool
     _init_failures: int
     _not_before: float
@@ -73,7 +74,7 @@ class StreamReading:
             if shard.position_num is not None and int(seq) <= shard.position_num:
                 continue  # already read before a recovery re-opened the shard at TRIM_HORIZON
             self._count("records_read")
-            record = to_lambda_record(raw, region=self._region or "", stream_arn=self._arn or "")
+            record = self._normalize(to_lambda_record(raw, region=self._region or "", stream_arn=self._arn or ""))
             deliver: Optional[Dict[str, Any]] = record
             if self._drop_noop and is_noop_modify(raw):
                 deliver = None  # AWS would not have written this record at all (esm §1, §7)

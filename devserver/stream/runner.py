@@ -48,6 +48,7 @@ class StreamRunner(StreamReading):
         sleep: Optional[Callable[[float], Any]] = None, backoff_base_s: float = 0.05,
         backoff_cap_s: float = 2.0, idle_poll_s: float = 0.25, rediscover_s: float = 10.0,
         get_records_limit: int = 1000, drop_noop_modify: bool = True, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        normalize: Callable[[Dict[str, Any]], Dict[str, Any]] = lambda record: record,
     ) -> None:
         self.settings = settings
         self._streams = streams
@@ -66,6 +67,8 @@ class StreamRunner(StreamReading):
         self._rediscover_s = rediscover_s
         self._limit = max(1, min(1000, get_records_limit))  # GetRecords returns at most 1000 (esm §5)
         self._drop_noop = drop_noop_modify
+        # Repairs a backend's record before filtering (the local TTL deletes, see build.py).
+        self._normalize = normalize
         self._max_payload = max_payload_bytes
         self._lock = threading.Lock()
         self._counters: Dict[str, int] = dict.fromkeys(COUNTERS, 0)
