@@ -1,11 +1,13 @@
 """storefirst: requests stored first by API Gateway, processed from the table's stream."""
 from chalice import Chalice
 
-from chalicelib import orders, processor, status_api
+from chalicelib import failures, orders, processor, reconciler, requests_api
 
 app = Chalice(app_name="storefirst")
-app.register_blueprint(status_api.bp)
+app.register_blueprint(requests_api.bp)
 app.register_blueprint(processor.bp)
+app.register_blueprint(failures.bp)
+app.register_blueprint(reconciler.bp)
 
 # The business logic: replace orders.take_order with your own function.
 processor.configure(orders.take_order)

@@ -20,9 +20,13 @@ SUCCESS_TTL_SECONDS = "SUCCESS_TTL_SECONDS"
 MAX_CONCURRENCY = "MAX_CONCURRENCY"
 # Only for local runs: the moto server, DynamoDB Local or LocalStack endpoint.
 DYNAMODB_ENDPOINT_URL = "DYNAMODB_ENDPOINT_URL"
-# Read by `chalice package/deploy` when it imports the app; the merge template replaces it.
+RECONCILE_AFTER_SECONDS = "RECONCILE_AFTER_SECONDS"
+GIVE_UP_AFTER_SECONDS = "GIVE_UP_AFTER_SECONDS"
+# Read by `chalice package/deploy` when it imports the app; the merge template replaces them.
 STREAM_ARN = "STREAM_ARN"
+FAILURE_QUEUE_ARN = "FAILURE_QUEUE_ARN"
 
+PLACEHOLDER_FAILURE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:storefirst-processor-failures"
 PLACEHOLDER_STREAM_ARN = (
     "arn:aws:dynamodb:us-east-1:123456789012:table/storefirst-requests/stream/1970-01-01T00:00:00.000"
 )
@@ -34,6 +38,11 @@ class Settings:
     success_ttl_seconds: int = 300
     max_concurrency: int = 16
     dynamodb_endpoint_url: Optional[str] = None
+    # Longer than the stream mapping's MaximumRecordAgeInSeconds (3600): by then Lambda has
+    # either processed a request or sent it to the failure queue.
+    reconcile_after_seconds: int = 7200
+    # Long enough for a re-driven record to go through the stream's own retries too.
+    give_up_after_seconds: int = 3900
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -47,11 +56,19 @@ class Settings:
             success_ttl_seconds=_positive_int(environ, SUCCESS_TTL_SECONDS, 300),
             max_concurrency=_positive_int(environ, MAX_CONCURRENCY, 16),
             dynamodb_endpoint_url=environ.get(DYNAMODB_ENDPOINT_URL) or None,
+            reconcile_after_seconds=_positive_int(environ, RECONCILE_AFTER_SECONDS, 7200),
+            give_up_after_seconds=_positive_int(environ, GIVE_UP_AFTER_SECONDS, 3900),
         )
 
 
 def stream_arn() -> str:
     return os.environ.get(STREAM_ARN) or PLACEHOLDER_STREAM_ARN
+
+
+def failure_queue_arn() -> str:
+    # An ARN, not a name: the merge template can then replace it whole (a name becomes an
+    # Fn::Sub, which a merge could only add keys to).
+    return os.environ.get(FAILURE_QUEUE_ARN) or PLACEHOLDER_FAILURE_QUEUE_ARN
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:

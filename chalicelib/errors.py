@@ -12,7 +12,9 @@
     │   └── StoreMisconfigured   access denied, table missing, invalid call: a deployment bug
     └── ClientError              a route's caller sent something wrong; carries its HTTP status
         ├── InvalidRequestId     400
-        └── RequestNotFound      404
+        ├── InvalidQuery         400
+        ├── RequestNotFound      404
+        └── RequestConflict      409  (the request is not in a state that allows the action)
 """
 from __future__ import annotations
 
@@ -62,6 +64,11 @@ class StoreMisconfigured(StoreError):
 class ClientError(StorefirstError):
     STATUS_CODE = 400
 
+    def __init__(self, message: str, **details: str) -> None:
+        super().__init__(message)
+        # Extra fields for the JSON answer, e.g. the id a 409 is about.
+        self.details = details
+
 
 class InvalidRequestId(ClientError):
     STATUS_CODE = 400
@@ -69,3 +76,11 @@ class InvalidRequestId(ClientError):
 
 class RequestNotFound(ClientError):
     STATUS_CODE = 404
+
+
+class InvalidQuery(ClientError):
+    STATUS_CODE = 400
+
+
+class RequestConflict(ClientError):
+    STATUS_CODE = 409

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import time
 import traceback
+from collections import Counter
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Blueprint
 
-from chalicelib import config
+from chalicelib import config, runtime
 from chalicelib.errors import (
     ConditionFailed,
     ConfigurationError,
@@ -30,6 +31,7 @@ from chalicelib.errors import (
     TransientError,
 )
 from chalicelib.logs import logger
+from chalicelib.metrics import emf_lines
 from chalicelib.model import PENDING
 from chalicelib.records import NewRequest, new_request
 from chalicelib.store import ItemState, RequestStore, map_error
@@ -46,7 +48,9 @@ class StreamProcessor:
         executor: Executor,
         success_ttl_seconds: int,
         now: Callable[[], float] = time.time,
+        emit: Callable[[str], None] = print,
     ) -> None:
+        self._emit = emit
         self._store = store
         self._logic = business_logic
         self._executor = executor
@@ -55,78 +59,87 @@ class StreamProcessor:
 
     def process_batch(self, records: Sequence[Mapping[str, Any]]) -> Dict[str, List[Dict[str, str]]]:
         requests = [r for r in map(new_request, records) if r is not None]
-        failures: List[str] = []
-        if requests:
-            failures = self._process(requests)
+        done = self._process(requests) if requests else []
+        failures = [request.sequence_number for request, outcome in done if outcome.kind in _REDELIVER]
+        counts = Counter(outcome.kind for _, outcome in done)
         logger.info(
             "batch processed",
-            extra={"records": len(records), "requests": len(requests), "retry": len(failures)},
+            extra={"records": len(records), "requests": len(requests), "retry": len(failures), **counts},
         )
+        if requests:
+            self._emit_metrics(counts, [o.latency_ms for _, o in done if o.latency_ms is not None])
         return {"batchItemFailures": [{"itemIdentifier": s} for s in sorted(failures, key=int)]}
 
-    def _process(self, requests: List[NewRequest]) -> List[str]:
+    def _emit_metrics(self, counts: Mapping[str, int], latencies_ms: List[int]) -> None:
+        ran = counts[RAN_OK] + counts[RAN_FAILED] + counts[RETRY]
+        totals = {"Processed": ran, "Succeeded": counts[RAN_OK], "Failed": counts[RAN_FAILED],
+                  "TransientRetries": counts[RETRY]}
+        for line in emf_lines(totals, latencies_ms, int(self._now() * 1000)):
+            self._emit(line)
+
+    def _process(self, requests: List[NewRequest]) -> List[Tuple[NewRequest, Outcome]]:
         try:
             states = self._store.current_states(r.request_id for r in requests)
         except StoreUnavailable as exc:
             logger.warning("status read failed; the whole batch will be retried", extra={"error": str(exc)})
-            return [r.sequence_number for r in requests]
+            return [(r, Outcome(DEFERRED)) for r in requests]
         by_id: Dict[str, List[NewRequest]] = {}
         for request in requests:
             by_id.setdefault(request.request_id, []).append(request)
         futures = [self._executor.submit(self._run_in_order, group, states) for group in by_id.values()]
-        return [sequence for future in futures for sequence in future.result()]
+        return [pair for future in futures for pair in future.result()]
 
-    def _run_in_order(self, group: List[NewRequest], states: Mapping[str, ItemState]) -> List[str]:
-        """Sequence numbers to retry. After one record of an id must be retried, the later
-        records of that id are retried too, unprocessed, so they keep their stream order."""
-        for position, request in enumerate(group):
-            if self._run_one(request, states.get(request.request_id)):
-                return [r.sequence_number for r in group[position:]]
-        return []
+    def _run_in_order(self, group: List[NewRequest], states: Mapping[str, ItemState]) -> List[Tuple[NewRequest, Outcome]]:
+        """After one record of an id must be retried, the later records of that id are
+        deferred (redelivered unprocessed), so they keep their stream order."""
+        done: List[Tuple[NewRequest, Outcome]] = []
+        for request in group:
+            if done and done[-1][1].kind in _REDELIVER:
+                done.append((request, Outcome(DEFERRED)))
+            else:
+                done.append((request, self._run_one(request, states.get(request.request_id))))
+        return done
 
-    def _run_one(self, request: NewRequest, state: Optional[ItemState]) -> bool:
-        """Process one request; True when Lambda must deliver it again."""
+    def _run_one(self, request: NewRequest, state: Optional[ItemState]) -> Outcome:
         log = {"request_id": request.request_id, "sequence_number": request.sequence_number}
         if state is None:
             logger.info("item no longer exists; skipped", extra=log)
-            return False
+            return Outcome(SKIPPED)
         if state.status != PENDING:
             logger.info("already finished; not run again", extra={**log, "status": state.status})
-            return False
+            return Outcome(SKIPPED)
         now = self._now()
         now_ms = int(now * 1000)
+        latency = None if request.created_at_ms is None else now_ms - request.created_at_ms
         try:
-            outcome = self._decide(request)
-            if isinstance(outcome, _Retry):
-                self._store.record_attempt(request.request_id, outcome.error, now_ms=now_ms)
-                logger.warning("transient failure; will be retried", extra={**log, "error": outcome.error})
-                return True
-            if isinstance(outcome, _Failed):
-                self._store.finish_failed(request.request_id, outcome.error, now_ms=now_ms)
-                logger.info("request failed", extra={**log, "error": outcome.error})
-                return False
-            self._finish_succeeded(request, outcome, now, log)
-            return False
+            decision = self._decide(request)
+            if isinstance(decision, _Retry):
+                self._store.record_attempt(request.request_id, decision.error, now_ms=now_ms)
+                logger.warning("transient failure; will be retried", extra={**log, "error": decision.error})
+                return Outcome(RETRY)
+            if isinstance(decision, _Failed):
+                return self._fail(request, decision.error, now_ms, latency, log)
+            try:
+                self._store.finish_succeeded(
+                    request.request_id, decision, now_ms=now_ms, expires_at=int(now) + self._ttl
+                )
+            except ItemTooLarge:
+                error = {"type": "ResultTooLarge", "message": "the result does not fit in the 400 KB item"}
+                return self._fail(request, error, now_ms, latency, log)
+            logger.info("request succeeded", extra={**log, "latency_ms": latency})
+            return Outcome(RAN_OK, latency)
         except ConditionFailed:
             logger.info("finished by another delivery; left as it is", extra=log)
-            return False
+            return Outcome(SKIPPED)
         except StoreUnavailable as exc:
             logger.warning("write-back failed; will be retried", extra={**log, "error": str(exc)})
-            return True
+            return Outcome(RETRY)
 
-    def _finish_succeeded(self, request: NewRequest, result: Any, now: float, log: Dict[str, Any]) -> None:
-        now_ms = int(now * 1000)
-        try:
-            self._store.finish_succeeded(
-                request.request_id, result, now_ms=now_ms, expires_at=int(now) + self._ttl
-            )
-        except ItemTooLarge:
-            error = {"type": "ResultTooLarge", "message": "the result does not fit in the 400 KB item"}
-            self._store.finish_failed(request.request_id, error, now_ms=now_ms)
-            logger.info("request failed", extra={**log, "error": error})
-            return
-        latency = None if request.created_at_ms is None else now_ms - request.created_at_ms
-        logger.info("request succeeded", extra={**log, "latency_ms": latency})
+    def _fail(self, request: NewRequest, error: Dict[str, str], now_ms: int, latency: Optional[int],
+              log: Dict[str, Any]) -> Outcome:
+        self._store.finish_failed(request.request_id, error, now_ms=now_ms)
+        logger.info("request failed", extra={**log, "error": error})
+        return Outcome(RAN_FAILED, latency)
 
     def _decide(self, request: NewRequest) -> Any:
         """The business logic's result, or a _Failed / _Retry outcome."""
@@ -160,6 +173,17 @@ class StreamProcessor:
             return _Failed(type(exc).__name__, str(exc) or type(exc).__name__)
 
 
+# What happened to one request in a batch. RETRY ran and must run again; DEFERRED did not run
+# because an earlier record of its id must run again first; both are redelivered by Lambda.
+RAN_OK, RAN_FAILED, RETRY, DEFERRED, SKIPPED = "succeeded", "failed", "retry", "deferred", "skipped"
+_REDELIVER = frozenset({RETRY, DEFERRED})
+
+
+class Outcome(NamedTuple):
+    kind: str
+    latency_ms: Optional[int] = None
+
+
 class _Failed:
     def __init__(self, kind: str, message: str) -> None:
         self.error = {"type": kind, "message": message[:1000]}
@@ -190,23 +214,18 @@ def use_processor(processor: Optional[StreamProcessor]) -> None:
     _processor = processor
 
 
-def build(settings: config.Settings, business_logic: BusinessLogic) -> StreamProcessor:
-    from chalicelib.aws import dynamodb_client
-
-    return StreamProcessor(
-        RequestStore(dynamodb_client(settings), settings.table_name),
-        business_logic,
-        executor=ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="request"),
-        success_ttl_seconds=settings.success_ttl_seconds,
-    )
-
-
 def current() -> StreamProcessor:
     global _processor
     if _processor is None:
         if _business_logic is None:
             raise ConfigurationError("no business logic: call processor.configure() in app.py")
-        _processor = build(config.Settings.from_env(), _business_logic)
+        settings = runtime.settings()
+        _processor = StreamProcessor(
+            runtime.store(),
+            _business_logic,
+            executor=ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="request"),
+            success_ttl_seconds=settings.success_ttl_seconds,
+        )
     return _processor
 
 

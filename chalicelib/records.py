@@ -19,16 +19,18 @@ class NewRequest:
 def new_request(record: Mapping[str, Any]) -> Optional[NewRequest]:
     """The request a record brings into PENDING, or None for any other change.
 
-    The processor's own write-backs (MODIFY out of PENDING or PENDING -> PENDING) and TTL
-    deletes (REMOVE) are not requests. infra/ filters them out before Lambda is invoked;
-    this check keeps the processor correct where no filter applies (tests, other runners).
+    Requests are: a new item (INSERT), a retry (FAILED -> PENDING) and the reconciler's one
+    re-drive of a stuck item (PENDING with `redriven` false -> true). The processor's own
+    write-backs (MODIFY out of PENDING, or PENDING -> PENDING) and TTL deletes (REMOVE) are not.
+    infra/ filters them out before Lambda is invoked; this check keeps the processor correct
+    where no filter applies (tests, other runners).
     """
     change = record.get("dynamodb") or {}
     new_image = change.get("NewImage") or {}
     if _string(new_image, "status") != PENDING:
         return None
     old_image = change.get("OldImage")
-    if old_image and _string(old_image, "status") == PENDING:
+    if old_image and _string(old_image, "status") == PENDING and not _redriven_now(old_image, new_image):
         return None
     request_id = _string(new_image, "id") or _string(change.get("Keys") or {}, "id")
     sequence_number = change.get("SequenceNumber")
@@ -46,3 +48,8 @@ def new_request(record: Mapping[str, Any]) -> Optional[NewRequest]:
 def _string(image: Mapping[str, Any], name: str) -> Optional[str]:
     value = (image.get(name) or {}).get("S")
     return value if isinstance(value, str) else None
+
+
+def _redriven_now(old_image: Mapping[str, Any], new_image: Mapping[str, Any]) -> bool:
+    return (old_image.get("redriven") or {}).get("BOOL") is False and \
+        (new_image.get("redriven") or {}).get("BOOL") is True

@@ -11,13 +11,14 @@ import json
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Type
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
 
 from chalicelib.errors import (
     ConditionFailed,
+    RequestNotFound,
     ItemTooLarge,
     StoreError,
     StoreMisconfigured,
@@ -60,6 +61,7 @@ ERROR_CLASSES: Mapping[str, Type[StoreError]] = {
 }
 
 _STATUS_PROJECTION = "id, #s, attempts"
+STATUS_INDEX = "open-by-status"
 _BATCH_GET_LIMIT = 100
 
 
@@ -151,7 +153,7 @@ class RequestStore:
             TableName=self._table,
             Key={"id": {"S": request_id}},
             ConsistentRead=True,
-            ProjectionExpression="id, #s, createdAt, updatedAt, attempts, #r, #e, lastError",
+            ProjectionExpression="id, #s, createdAt, updatedAt, attempts, #r, #e, lastError, errorHistory",
             ExpressionAttributeNames={"#s": "status", "#r": "result", "#e": "error"},
         )
         item = response.get("Item")
@@ -160,19 +162,85 @@ class RequestStore:
     def finish_succeeded(self, request_id: str, result: Any, *, now_ms: int, expires_at: int) -> None:
         self._update_pending(
             request_id,
-            "SET #s = :status, #r = :result, #ttl = :ttl, updatedAt = :now ADD attempts :one REMOVE #e",
+            "SET #s = :status, #r = :result, #ttl = :ttl, updatedAt = :now ADD attempts :one REMOVE #e, listStatus",
             {":status": {"S": SUCCEEDED}, ":result": to_attribute(result),
              ":ttl": {"N": str(expires_at)}, ":now": {"N": str(now_ms)}},
             {"#r": "result", "#ttl": "ttl", "#e": "error"},
         )
 
-    def finish_failed(self, request_id: str, error: Mapping[str, str], *, now_ms: int) -> None:
+    def finish_failed(self, request_id: str, error: Mapping[str, str], *, now_ms: int, attempt: bool = True) -> None:
+        """FAILED with `error`; `attempt` is False when giving up without running the logic."""
         self._update_pending(
             request_id,
-            "SET #s = :status, #e = :error, updatedAt = :now ADD attempts :one",
+            "SET #s = :status, listStatus = :status, #e = :error, updatedAt = :now"
+            + (" ADD attempts :one" if attempt else ""),
             {":status": {"S": FAILED}, ":error": to_attribute(dict(error)), ":now": {"N": str(now_ms)}},
             {"#e": "error"},
         )
+
+    def retry(self, request_id: str, *, now_ms: int) -> Dict[str, Any]:
+        """FAILED -> PENDING, the error appended to errorHistory; the stream then delivers the
+        change to the processor (infra's retry filter). Returns the item as it was.
+
+        Raises RequestNotFound, or ConditionFailed when the item is not FAILED (or changed
+        between the read and the write, which is conditional on what was read)."""
+        response = self._call(
+            "get_item", TableName=self._table, Key={"id": {"S": request_id}}, ConsistentRead=True,
+            ProjectionExpression="id, #s, #e, updatedAt", ExpressionAttributeNames={"#s": "status", "#e": "error"},
+        )
+        item = response.get("Item")
+        if item is None:
+            raise RequestNotFound(f"no request with id {request_id}")
+        before = {k: from_attribute(v) for k, v in item.items()}
+        if before.get("status") != FAILED:
+            raise ConditionFailed(f"request {request_id} is {before.get('status')}, not FAILED", "NotFailed")
+        self._call(
+            "update_item",
+            TableName=self._table,
+            Key={"id": {"S": request_id}},
+            UpdateExpression="SET #s = :pending, listStatus = :pending, updatedAt = :now, "
+                             "errorHistory = list_append(if_not_exists(errorHistory, :none), :error) REMOVE #e",
+            ConditionExpression="#s = :failed AND updatedAt = :seen",
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues={
+                ":pending": {"S": PENDING}, ":failed": {"S": FAILED}, ":now": {"N": str(now_ms)},
+                ":seen": item["updatedAt"], ":none": {"L": []},
+                ":error": {"L": [item.get("error", {"M": {}})]},
+            },
+        )
+        return before
+
+    def redrive(self, request_id: str, *, now_ms: int) -> None:
+        """Touch a stuck PENDING item so its stream delivers it again, once (infra's third filter
+        admits exactly redriven false -> true)."""
+        self._call(
+            "update_item",
+            TableName=self._table,
+            Key={"id": {"S": request_id}},
+            UpdateExpression="SET redriven = :yes, redrivenAt = :now, updatedAt = :now",
+            ConditionExpression="#s = :pending AND redriven = :no",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":pending": {"S": PENDING}, ":yes": {"BOOL": True}, ":no": {"BOOL": False},
+                                       ":now": {"N": str(now_ms)}},
+        )
+
+    def list_by_status(self, status: str, *, limit: int, start: Optional[Mapping[str, Any]] = None,
+                       created_before_ms: Optional[int] = None) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        """One page of the sparse index, oldest first, and the key to continue from (or None)."""
+        condition = "listStatus = :status"
+        values: Dict[str, Any] = {":status": {"S": status}}
+        if created_before_ms is not None:
+            condition += " AND createdAt < :before"
+            values[":before"] = {"N": str(created_before_ms)}
+        query: Dict[str, Any] = {
+            "TableName": self._table, "IndexName": STATUS_INDEX, "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values, "Limit": limit,
+        }
+        if start:
+            query["ExclusiveStartKey"] = dict(start)
+        response = self._call("query", **query)
+        items = [{k: from_attribute(v) for k, v in item.items()} for item in response.get("Items", [])]
+        return items, response.get("LastEvaluatedKey")
 
     def record_attempt(self, request_id: str, error: Mapping[str, str], *, now_ms: int) -> None:
         """Count a transient failure; the item stays PENDING for the retry."""
@@ -192,6 +260,8 @@ class RequestStore:
     ) -> None:
         # Only a PENDING item may change: a terminal state is never overwritten, whatever
         # is redelivered or raced.
+        if ":one" in update:
+            values = {**values, ":one": {"N": "1"}}
         self._call(
             "update_item",
             TableName=self._table,
@@ -199,7 +269,7 @@ class RequestStore:
             UpdateExpression=update,
             ConditionExpression="#s = :pending",
             ExpressionAttributeNames={"#s": "status", **names},
-            ExpressionAttributeValues={":pending": {"S": PENDING}, ":one": {"N": "1"}, **values},
+            ExpressionAttributeValues={":pending": {"S": PENDING}, **values},
         )
 
     def _call(self, operation: str, **kwargs: Any) -> Dict[str, Any]:

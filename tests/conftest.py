@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Iterator
+import json
+import logging
+from typing import Any, Dict, Iterator, List
 
 import boto3
 import pytest
 import yaml
 from moto import mock_aws
+
+from chalicelib.logs import logger
+from devserver.db_schema import create_table_request
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -29,21 +34,30 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DYNAMODB_ENDPOINT_URL", raising=False)
 
 
-def table_definition() -> Dict[str, Any]:
-    return yaml.safe_load(TEMPLATE.read_text())["Resources"]["RequestsTable"]["Properties"]
-
-
 @pytest.fixture
 def dynamodb() -> Iterator[Any]:
     """A moto DynamoDB client with the requests table created as infra/ defines it."""
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-central-1")
-        spec = table_definition()
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=spec["KeySchema"],
-            AttributeDefinitions=spec["AttributeDefinitions"],
-            BillingMode=spec["BillingMode"],
-            StreamSpecification={"StreamEnabled": True, **spec["StreamSpecification"]},
-        )
+        client.create_table(**create_table_request(yaml.safe_load(TEMPLATE.read_text()), TABLE))
         yield client
+
+
+class JsonLines(logging.Handler):
+    """Collects what the service logger emits, formatted by its own JSON formatter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logger.registered_formatter)
+        self.lines: List[Dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.fixture
+def json_logs() -> Iterator[JsonLines]:
+    captured = JsonLines()
+    logging.getLogger(logger.name).addHandler(captured)
+    yield captured
+    logging.getLogger(logger.name).removeHandler(captured)

@@ -321,16 +321,16 @@ def test_unknown_routes_get_chalice_local_403(method, path, api):
 def test_the_project_app_reads_back_what_the_put_stored(dynamodb, moto_transport, monkeypatch):
     # Loose on purpose: chalicelib's status route is owned elsewhere; this shows the item the VTL
     # wrote is one the project's Chalice app (app.py, loaded by make_app) can read.
-    from chalicelib import status_api
+    from chalicelib import runtime
 
     monkeypatch.setenv("TABLE_NAME", TABLE)
-    status_api.use_store(None)
+    runtime.reset()
     app = make_app(TEMPLATE, TABLE, "http://127.0.0.1:9", REGION, transport=moto_transport, clock=lambda: NOW)
     client = Client(app)
 
     put = client.put("/requests", data=b'{"a": 1}', headers={**JSON, "Idempotency-Key": "e2e-1"})
     got = client.get("/requests/e2e-1")
-    status_api.use_store(None)
+    runtime.reset()
 
     assert put.status_code == 202
     assert got.status_code == 200 and got.json["id"] == "e2e-1"

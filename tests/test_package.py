@@ -79,8 +79,26 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
     }),
     ("ApiHandlerRole", {
         "dynamodb:GetItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+        "dynamodb:UpdateItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+        "dynamodb:Query": {"Fn::Sub": "${RequestsTable.Arn}/index/open-by-status"},
         "logs:CreateLogStream": {"Fn::Sub": "${APIHandlerLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${APIHandlerLogGroup.Arn}:*"},
+    }),
+    ("HandleFailuresRole", {
+        "sqs:ReceiveMessage": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
+        "sqs:DeleteMessage": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
+        "sqs:GetQueueAttributes": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
+        "dynamodb:GetShardIterator": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
+        "dynamodb:GetRecords": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
+        "dynamodb:UpdateItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+        "logs:CreateLogStream": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
+        "logs:PutLogEvents": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
+    }),
+    ("ReconcileRole", {
+        "dynamodb:Query": {"Fn::Sub": "${RequestsTable.Arn}/index/open-by-status"},
+        "dynamodb:UpdateItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+        "logs:CreateLogStream": {"Fn::Sub": "${ReconcileLogGroup.Arn}:*"},
+        "logs:PutLogEvents": {"Fn::Sub": "${ReconcileLogGroup.Arn}:*"},
     }),
 ])
 def test_each_lambda_role_names_exact_actions_on_exact_resources(packaged, role_name, expected):
@@ -99,14 +117,15 @@ def test_each_lambda_role_names_exact_actions_on_exact_resources(packaged, role_
 def test_no_role_in_the_template_grants_a_wildcard_resource(packaged):
     roles = [r for r in resources(packaged).values() if r["Type"] == "AWS::IAM::Role"]
 
-    assert len(roles) == 3
+    assert len(roles) == 5
     for role in roles:
         for statement in statements(role):
             assert all(resource != "*" for resource in as_list(statement["Resource"]))
 
 
 def test_the_stream_mapping_retries_partially_bisects_and_gives_up_into_the_queue(packaged):
-    [mapping] = [r for r in resources(packaged).values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    [mapping] = [r for r in resources(packaged).values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+                 and r["Properties"]["FunctionName"] == {"Ref": "Process"}]
     properties = mapping["Properties"]
 
     assert properties["EventSourceArn"] == {"Fn::GetAtt": ["RequestsTable", "StreamArn"]}
@@ -119,8 +138,50 @@ def test_the_stream_mapping_retries_partially_bisects_and_gives_up_into_the_queu
     assert properties["BatchSize"] == 100
     assert properties["DestinationConfig"] == {
         "OnFailure": {"Destination": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]}}}
-    [pattern] = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
-    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}
+    patterns = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
+    assert patterns[0] == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}
+    assert len(patterns) == 3  # plus retries and re-drives: tests/test_filter_criteria.py
+
+
+def test_the_failure_queue_consumer_reports_partial_batch_failures(packaged):
+    [mapping] = [r for r in resources(packaged).values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+                 and r["Properties"]["FunctionName"] == {"Ref": "HandleFailures"}]
+
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]}
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources(packaged)["ProcessorFailureQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * resources(packaged)["HandleFailures"]["Properties"]["Timeout"]
+
+
+def test_the_reconciler_runs_on_a_schedule(packaged):
+    rules = [r for r in resources(packaged).values() if r["Type"] == "AWS::Events::Rule"]
+
+    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(5 minutes)"]
+    assert rules[0]["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Reconcile", "Arn"]}
+
+
+@pytest.mark.parametrize("alarm, namespace, metric, dimension", [
+    ("ProcessorIteratorAgeAlarm", "AWS/Lambda", "IteratorAge", {"Ref": "Process"}),
+    ("FailureQueueDepthAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+     {"Fn::GetAtt": ["ProcessorFailureQueue", "QueueName"]}),
+    ("ProcessorErrorsAlarm", "AWS/Lambda", "Errors", {"Ref": "Process"}),
+    ("Api5xxAlarm", "AWS/ApiGateway", "5XXError", "storefirst"),
+])
+def test_operators_are_alarmed_on_what_strands_requests(packaged, alarm, namespace, metric, dimension):
+    properties = resources(packaged)[alarm]["Properties"]
+
+    assert (properties["Namespace"], properties["MetricName"]) == (namespace, metric)
+    assert properties["Dimensions"][0]["Value"] == dimension
+    assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_status_index_is_sparse_and_keyed_by_status_then_age(packaged):
+    [index] = resources(packaged)["RequestsTable"]["Properties"]["GlobalSecondaryIndexes"]
+
+    assert index["IndexName"] == "open-by-status"
+    assert index["KeySchema"] == [{"AttributeName": "listStatus", "KeyType": "HASH"},
+                                  {"AttributeName": "createdAt", "KeyType": "RANGE"}]
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"
 
 
 def test_the_table_keeps_its_data_and_streams_both_images(packaged):
@@ -156,7 +217,7 @@ def test_the_put_route_is_a_direct_dynamodb_integration(packaged):
 
 
 def test_both_functions_get_powertools_from_the_public_layer_and_their_table(packaged):
-    for name in ("Process", "APIHandler"):
+    for name in ("Process", "APIHandler", "HandleFailures", "Reconcile"):
         properties = resources(packaged)[name]["Properties"]
         [layer] = properties["Layers"]
         assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64" in layer["Fn::Sub"]

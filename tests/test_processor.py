@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, List, Mapping
@@ -12,9 +11,8 @@ from botocore.exceptions import ClientError
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import processor
+from chalicelib import processor, runtime
 from chalicelib.errors import TransientError
-from chalicelib.logs import logger
 from chalicelib.orders import take_order
 from chalicelib.store import RequestStore
 from tests.conftest import TABLE
@@ -56,9 +54,11 @@ def events() -> StreamEvents:
 @pytest.fixture
 def lambda_client(dynamodb: Any) -> Iterator[Client]:
     processor.use_processor(None)
+    runtime.reset()
     with Client(app_module.app, stage_name="dev") as client:
         yield client
     processor.use_processor(None)
+    runtime.reset()
 
 
 def install(dynamodb: Any, logic: Callable[[Mapping[str, Any]], Any], *, client: Any = None,
@@ -334,29 +334,29 @@ def test_write_backs_run_concurrently_up_to_the_bound(dynamodb, events):
     processor.use_processor(None)
 
 
-class JsonLines(logging.Handler):
-    """Collects what the service logger emits, formatted by its own JSON formatter."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(logger.registered_formatter)
-        self.lines: List[Dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
-
-
-def test_every_log_line_about_a_request_carries_its_id(lambda_client, dynamodb, events):
+def test_every_log_line_about_a_request_carries_its_id(lambda_client, dynamodb, events, json_logs):
     install(dynamodb, take_order)
     records = [events.insert(put(dynamodb, "ok-1", ORDER)), events.insert(put(dynamodb, "bad-1", UNKNOWN_DISH))]
-    captured = JsonLines()
-    logging.getLogger(logger.name).addHandler(captured)
-    try:
-        invoke(lambda_client, events.event(*records))
-    finally:
-        logging.getLogger(logger.name).removeHandler(captured)
+    invoke(lambda_client, events.event(*records))
 
-    about_requests = [line for line in captured.lines if line["message"] != "batch processed"]
+    about_requests = [line for line in json_logs.lines if line["message"] != "batch processed"]
     assert {line["request_id"] for line in about_requests} == {"ok-1", "bad-1"}
-    assert all(line["service"] == "storefirst" for line in captured.lines)
-    assert [line for line in captured.lines if line["message"] == "batch processed"][0]["requests"] == 2
+    assert all(line["service"] == "storefirst" for line in json_logs.lines)
+    assert [line for line in json_logs.lines if line["message"] == "batch processed"][0]["requests"] == 2
+
+
+def test_each_batch_emits_its_metrics_in_embedded_metric_format(dynamodb, events):
+    emitted: List[str] = []
+    processor_ = processor.StreamProcessor(
+        RequestStore(dynamodb, TABLE), transient_for("insalata"), executor=ThreadPoolExecutor(2),
+        success_ttl_seconds=300, now=lambda: NOW, emit=emitted.append)
+    salad = {"table": 3, "items": [{"dish": "insalata", "qty": 1}]}
+    records = [events.insert(put(dynamodb, "ok", ORDER)), events.insert(put(dynamodb, "bad", UNKNOWN_DISH)),
+               events.insert(put(dynamodb, "salad", salad))]
+
+    processor_.process_batch(records)
+
+    [line] = [json.loads(line) for line in emitted]
+    assert (line["Processed"], line["Succeeded"], line["Failed"], line["TransientRetries"]) == (3, 1, 1, 1)
+    created_ms = 1767225600000  # pending_item's createdAt
+    assert line["ProcessingLatency"] == [int(NOW * 1000) - created_ms] * 2

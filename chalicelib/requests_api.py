@@ -1,0 +1,137 @@
+"""The Chalice routes: a request's status, the list of unfinished or failed ones, and retry.
+(PUT /requests is not here: API Gateway writes it to DynamoDB itself, see infra/.)"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from datetime import datetime, timezone
+from functools import wraps
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from chalice import Blueprint, Response
+
+from chalicelib import runtime
+from chalicelib.errors import (
+    ClientError,
+    ConditionFailed,
+    InvalidRequestId,
+    InvalidQuery,
+    RequestConflict,
+    RequestNotFound,
+    StoreUnavailable,
+)
+from chalicelib.logs import logger
+from chalicelib.model import FAILED, PENDING, is_valid_id
+
+bp = Blueprint(__name__)
+LISTABLE = (PENDING, FAILED)
+DEFAULT_LIMIT, MAX_LIMIT = 25, 100
+
+
+def _errors_as_json(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The one place errors become responses: a ClientError's own status, 503 for storage that
+    is throttled or down (retryable), and Chalice's logged 500 for anything else."""
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except ClientError as exc:
+            return Response(body={"message": str(exc), **exc.details}, status_code=exc.STATUS_CODE)
+        except StoreUnavailable as exc:
+            logger.warning("storage unavailable", extra={"error": str(exc), **kwargs})
+            return Response(body={"message": "storage unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": "1"})
+    return wrapper
+
+
+def _valid_id(request_id: str) -> str:
+    if not is_valid_id(request_id):
+        raise InvalidRequestId("a request id is 1 to 100 characters of A-Z a-z 0-9 . _ : -")
+    return request_id
+
+
+@bp.route("/requests/{request_id}", methods=["GET"])
+@_errors_as_json
+def get_request(request_id: str) -> Dict[str, Any]:
+    item = runtime.store().get(_valid_id(request_id))
+    if item is None:
+        logger.info("status read: not found", extra={"request_id": request_id})
+        raise RequestNotFound(f"no request with id {request_id}")
+    logger.info("status read", extra={"request_id": request_id, "status": item.get("status")})
+    return view_of(item)
+
+
+@bp.route("/requests/{request_id}/retry", methods=["POST"])
+@_errors_as_json
+def retry_request(request_id: str) -> Response:
+    try:
+        before = runtime.store().retry(_valid_id(request_id), now_ms=int(time.time() * 1000))
+    except ConditionFailed as exc:
+        logger.info("retry refused", extra={"request_id": request_id, "reason": str(exc)})
+        raise RequestConflict(f"only a FAILED request can be retried: {exc}", id=request_id) from exc
+    logger.info("retry accepted", extra={"request_id": request_id, "error": before.get("error")})
+    return Response(body={"id": request_id, "status": PENDING}, status_code=202)
+
+
+@bp.route("/requests", methods=["GET"])
+@_errors_as_json
+def list_requests() -> Dict[str, Any]:
+    query = bp.current_request.query_params or {}
+    status = query.get("status")
+    if status not in LISTABLE:
+        raise InvalidQuery(f"status must be one of {', '.join(LISTABLE)}")
+    limit = _limit(query.get("limit"))
+    start = decode_cursor(query["cursor"], status) if query.get("cursor") else None
+    items, last = runtime.store().list_by_status(status, limit=limit, start=start)
+    logger.info("listed", extra={"status": status, "count": len(items)})
+    return {"items": [view_of(item) for item in items], "next": encode_cursor(last) if last else None}
+
+
+def _limit(raw: Optional[str]) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def encode_cursor(last_key: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, status: str) -> Dict[str, Any]:
+    """The index position a cursor names; anything that is not one this API made is a 400."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        valid = (isinstance(key, dict) and set(key) == {"id", "listStatus", "createdAt"}
+                 and key["listStatus"] == {"S": status} and is_valid_id(key["id"]["S"])
+                 and str(key["createdAt"]["N"]).isdigit())
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        valid = False
+    if not valid:
+        raise InvalidQuery("cursor is not valid: pass back the `next` value of the previous page unchanged")
+    return key
+
+
+def view_of(item: Dict[str, Any]) -> Dict[str, Any]:
+    """The public view of an item: never the stored body, times as ISO 8601 UTC."""
+    view: Dict[str, Any] = {
+        "id": item["id"],
+        "status": item.get("status"),
+        "createdAt": _iso(item.get("createdAt")),
+        "updatedAt": _iso(item.get("updatedAt")),
+        "attempts": item.get("attempts", 0),
+    }
+    for optional in ("result", "error", "lastError", "errorHistory"):
+        if optional in item:
+            view[optional] = item[optional]
+    return view
+
+
+def _iso(epoch_ms: Any) -> Optional[str]:
+    if not isinstance(epoch_ms, int):
+        return None
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
