@@ -7,6 +7,7 @@ alone without losing the other's state.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -126,37 +127,54 @@ def write_status(path: Path, status: Dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-def publish_status(runner: Any, path: Path, stopped: threading.Event, every: float = 0.25) -> threading.Thread:
+def publish_status(status: Callable[[], Dict[str, Any]], path: Path, stopped: threading.Event,
+                   every: float = 0.25) -> threading.Thread:
     def loop() -> None:
         while not stopped.wait(every):
-            write_status(path, runner.status())
+            write_status(path, status())
     thread = threading.Thread(target=loop, name="status", daemon=True)
     thread.start()
     return thread
 
 
 def serve_runner(argv: Optional[list[str]] = None) -> int:
-    """`python -m devserver runner`: Lambda's event source mapping for the app's stream handler."""
+    """`python -m devserver runner`: Lambda's event sources for the app: the stream mapping,
+    the failure-queue consumer and the schedule."""
     parser = argparse.ArgumentParser(prog="python -m devserver runner", description=serve_runner.__doc__)
     common_options(parser)
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file (default .local/checkpoints-<table>.json)")
+    parser.add_argument("--schedule-every", type=float, default=None,
+                        help="seconds between scheduled runs (default: the app's declared rate)")
+    parser.add_argument("--business-logic", default=None, metavar="MODULE:FUNCTION",
+                        help="run this business logic instead of app.py's (fault tests)")
     args = parser.parse_args(argv)
     use_endpoints(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import app as app_module
+    from chalicelib import processor
+    from devserver.lambda_events import app_event_sources
     from devserver.stream import build_runner
 
+    if args.business_logic:
+        module, function = args.business_logic.split(":")
+        processor.configure(getattr(importlib.import_module(module), function))
+    sqs_endpoint = args.sqs_endpoint or args.dynamodb_endpoint
     checkpoint = Path(args.checkpoint or STATE_DIR / f"checkpoints-{args.table_name}.json")
     runner = build_runner(
         template_path=args.template, app=app_module.app, table_name=args.table_name, region=args.region,
-        dynamodb_endpoint=args.dynamodb_endpoint, sqs_endpoint=args.sqs_endpoint or args.dynamodb_endpoint,
+        dynamodb_endpoint=args.dynamodb_endpoint, sqs_endpoint=sqs_endpoint,
         queue_name=args.queue_name, checkpoint_path=checkpoint,
         handler=app_module.app.handler_map["process"],
     )
+    others = app_event_sources(app_module.app, sqs=client("sqs", sqs_endpoint, args.region), region=args.region,
+                               schedule_every=args.schedule_every)
     stopped = threading.Event()
-    publish_status(runner, Path(args.status_file), stopped)
+    publish_status(lambda: {**runner.status(), **{t.name: t.status() for t in others}},
+                   Path(args.status_file), stopped)
     stop_on_sigterm(runner.stop)
+    for thread in others:
+        thread.start()
     print(f"RUNNER_CHECKPOINT={checkpoint}", flush=True)
     try:
         runner.run()
@@ -164,6 +182,8 @@ def serve_runner(argv: Optional[list[str]] = None) -> int:
         runner.stop()
     finally:
         stopped.set()
+        for thread in others:
+            thread.stop()
         write_status(Path(args.status_file), {**runner.status(), "stopped": True})
     return 0
 

@@ -7,6 +7,7 @@ checkpoint is saved before anything it reads goes away.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -31,13 +32,13 @@ class Child:
     log: TextIO
 
 
-def start(name: str, argv: List[str], log_dir: Path) -> Child:
-    """A `python -m devserver <part>` child logging to .local/logs/<part>.log."""
+def start(name: str, argv: List[str], log_dir: Path, env: Optional[Dict[str, str]] = None) -> Child:
+    """A `python -m devserver <part>` child logging to .local/logs/<part>.log; `env` adds variables."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / f"{name}.log", "a", buffering=1)
     process = subprocess.Popen(
         [sys.executable, "-m", "devserver", *argv], cwd=REPO_ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=log,
+        stdout=subprocess.PIPE, stderr=log, env={**os.environ, **(env or {})},
     )
     return Child(name, process, log)
 

@@ -1,0 +1,1 @@
+"""The operator CLI (never deployed): python -m ops --help."""
