@@ -110,6 +110,7 @@ def test_a_put_is_stored_pending_and_answered_202_with_its_id(api, dynamodb):
     assert item(dynamodb, "rid-1") == {
         "id": {"S": "rid-1"}, "request": {"S": body}, "status": {"S": "PENDING"},
         "createdAt": {"N": "1767225600123"}, "updatedAt": {"N": "1767225600123"}, "attempts": {"N": "0"},
+        "listStatus": {"S": "PENDING"}, "redriven": {"BOOL": False},
     }
 
 

@@ -115,6 +115,8 @@ def test_hostile_bodies_render_a_valid_put_that_stores_the_body_exactly(body, dy
             "createdAt": {"N": str(EPOCH_MS)},
             "updatedAt": {"N": str(EPOCH_MS)},
             "attempts": {"N": "0"},
+            "listStatus": {"S": "PENDING"},
+            "redriven": {"BOOL": False},
         },
     }
     dynamodb.put_item(**put)

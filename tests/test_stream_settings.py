@@ -41,7 +41,7 @@ def test_the_project_template_and_app() -> None:
     assert settings.max_retry_attempts == 10
     assert settings.max_record_age_s == 3600
     assert settings.on_failure_queue == "ProcessorFailureQueue"
-    assert len(settings.filters) == 1
+    assert len(settings.filters) == 3  # which records they admit: tests/test_filter_criteria.py
     assert settings.filters[0].matches({"eventName": "INSERT", "dynamodb": {"NewImage": {"status": {"S": "PENDING"}}}})
 
 
