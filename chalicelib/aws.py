@@ -14,8 +14,10 @@ def dynamodb_client(settings: Settings) -> Any:
         "dynamodb",
         endpoint_url=settings.dynamodb_endpoint_url,
         config=Config(
-            # Standard mode retries throttling and 5xx with backoff before we see an error.
-            retries={"mode": "standard", "max_attempts": 4},
+            # Three tries in all (standard mode backs off ~1 s, then ~2 s): a write-back that is
+            # still throttled after that is reported for Lambda to retry, rather than holding a
+            # worker thread for the ~15 s that botocore's default budget can take.
+            retries={"mode": "standard", "total_max_attempts": 3},
             connect_timeout=2,
             read_timeout=5,
             max_pool_connections=settings.max_concurrency + 2,
@@ -31,7 +33,7 @@ def streams_client(settings: Settings) -> Any:
         "dynamodbstreams",
         endpoint_url=settings.dynamodb_endpoint_url,
         config=Config(
-            retries={"mode": "standard", "max_attempts": 4},
+            retries={"mode": "standard", "total_max_attempts": 3},
             connect_timeout=2,
             read_timeout=5,
             # Recent botocore derives an account-scoped host from the stream ARN; the classic

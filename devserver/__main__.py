@@ -1,11 +1,13 @@
-"""python -m devserver [all|db|api|runner] ...: the local stack, or one part of it."""
+"""python -m devserver [all|db|api|runner|faults] ...: the local stack, or one part of it."""
 import sys
 
 from devserver.db import serve_db
+from devserver.faults import serve_faults
 from devserver.serve import serve_api, serve_runner
 from devserver.stack import run_stack
 
-PARTS = {"db": serve_db, "api": serve_api, "runner": serve_runner, "all": run_stack}
+PARTS = {"db": serve_db, "api": serve_api, "runner": serve_runner, "faults": serve_faults,
+         "all": run_stack}
 
 
 def main(argv: list) -> int:

@@ -270,3 +270,148 @@ def test_make_runs_stack_starts_reports_status_and_stops_on_ctrl_c_within_2_s(tm
     finally:
         if stack.poll() is None:
             stack.kill()
+
+
+# --- DynamoDB faults: a fault proxy (python -m devserver faults) between the parts and the table ---
+
+FAULTS_RESET = {"throttle": 0.0, "throttle_operations": "*", "down": False, "down_mode": "503",
+                "down_operations": "*", "reset_counters": True}
+
+
+@dataclass
+class Faulty:
+    """A fault proxy in front of the stack's database, and an API part that writes through it."""
+
+    stack: Stack
+    proxy: Child
+    url: str
+    api: Child
+    api_url: str
+
+    def control(self, **changes: Any) -> Dict[str, Any]:
+        status, state = http("POST", f"{self.url}/_faults", json.dumps(changes).encode())
+        assert status == 200, state
+        return state
+
+    def counts(self, operation: str) -> Dict[str, int]:
+        return http("GET", f"{self.url}/_faults")[1]["counters"].get(f"DynamoDB_20120810.{operation}", {})
+
+    def put(self, body: Any) -> Tuple[int, Dict[str, Any]]:
+        return http("PUT", f"{self.api_url}/requests", json.dumps(body).encode())
+
+    def listening(self) -> bool:
+        try:
+            urllib.request.urlopen(f"{self.url}/_faults", timeout=2).close()
+            return True
+        except urllib.error.URLError:
+            return False
+
+
+@pytest.fixture(scope="module")
+def faulty_parts(stack: Stack) -> Iterator[Faulty]:
+    logs = stack.state / "logs"
+    proxy = start("faults", ["faults", "--upstream", stack.values["DYNAMODB_ENDPOINT_URL"],
+                             "--port", str(free_port()), "--seed", "1"], logs)
+    url = read_values(proxy, "FAULTS_URL")["FAULTS_URL"]
+    drain(proxy)
+    api_port = free_port()
+    args = stack.part_args()
+    args[args.index("--dynamodb-endpoint") + 1] = url
+    api = start("faulty-api", ["api", *args, "--port", str(api_port)], logs)
+    read_values(api, "API_URL")
+    drain(api)
+    yield Faulty(stack, proxy, url, api, f"http://127.0.0.1:{api_port}")
+    stop([api, proxy])
+
+
+@pytest.fixture
+def faulty(faulty_parts: Faulty) -> Faulty:
+    faulty_parts.control(**FAULTS_RESET)
+    return faulty_parts
+
+
+def test_a_throttled_put_is_429_and_nothing_is_stored(stack, faulty):
+    faulty.control(throttle=1.0, throttle_operations="PutItem")
+    before = count_items(stack)
+
+    status, answer = faulty.put(ORDER)
+
+    assert (status, answer) == (429, {"message": "storage is throttled; the request was not stored, retry later"})
+    assert count_items(stack) == before
+    assert faulty.counts("PutItem") == {"forwarded": 0, "throttled": 1, "unavailable": 0, "refused": 0,
+                                        "upstream_error": 0}
+    faulty.control(throttle=0.0)
+    status, accepted = faulty.put(ORDER)  # through the proxy, once it lets writes pass
+    assert status == 202 and finished(stack, accepted["id"])["status"] == "SUCCEEDED"
+
+
+def test_a_put_while_the_database_answers_503_is_503_and_nothing_is_stored(stack, faulty):
+    faulty.control(down_for_seconds=5)
+    before = count_items(stack)
+
+    status, answer = faulty.put(ORDER)
+
+    assert (status, answer) == (503, {"message": "storage unavailable; the request was not stored, retry later"})
+    assert count_items(stack) == before
+    assert faulty.counts("PutItem")["unavailable"] == 1
+    faulty.control(down=False)
+    status, accepted = faulty.put(ORDER)
+    assert status == 202 and finished(stack, accepted["id"])["status"] == "SUCCEEDED"
+
+
+def test_a_put_while_the_database_refuses_connections_is_503_integration_failure(stack, faulty):
+    before = count_items(stack)
+    began = time.monotonic()
+    faulty.control(down_mode="refuse", down_for_seconds=1.5)
+
+    status, answer = faulty.put(ORDER)
+
+    assert (status, answer) == (503, {"message": "storage unavailable; the request was not stored, retry later"})
+    assert not faulty.listening()
+    wait_for(faulty.listening, timeout=5)  # the window ends by itself
+    assert time.monotonic() - began >= 1.4
+    assert count_items(stack) == before
+    status, accepted = faulty.put(ORDER)
+    assert status == 202 and finished(stack, accepted["id"])["status"] == "SUCCEEDED"
+
+
+def test_a_throttled_write_back_stays_pending_then_succeeds_once_the_throttle_lifts(stack, faulty):
+    # The stack's runner stops (its checkpoint saved); a runner whose DynamoDB and Streams calls go
+    # through the proxy takes over from that checkpoint. Only UpdateItem (the write-back) is throttled.
+    faulty.control(throttle=1.0, throttle_operations="UpdateItem")
+    assert stack.runner is not None
+    wait_for(lambda: all(shard["uncommitted"] == 0 for shard in runner_status(stack).get("shards", {}).values()))
+    stack.runner.process.send_signal(signal.SIGTERM)
+    stack.runner.process.wait(timeout=5)
+    status_file = stack.state / "faulty-runner-status.json"
+    args = stack.part_args()
+    args[args.index("--dynamodb-endpoint") + 1] = faulty.url
+    args[args.index("--status-file") + 1] = str(status_file)
+    runner = start("faulty-runner", ["runner", *args, "--checkpoint", str(stack.state / "cp.json")],
+                   stack.state / "logs")
+    try:
+        read_values(runner, "RUNNER_CHECKPOINT")
+        drain(runner)
+        status, accepted = put(stack, ORDER)
+        assert status == 202
+
+        def counters() -> Dict[str, int]:
+            try:
+                return json.loads(status_file.read_text())["counters"]
+            except (OSError, ValueError, KeyError):
+                return {}
+        # The processor's client tries a throttled call 5 times (botocore standard mode, "max_attempts": 4
+        # retries) with up to 1+2+4+8 s of backoff, then reports the record for retry: the runner retries.
+        wait_for(lambda: counters().get("retries", 0) >= 1, timeout=25)
+        assert faulty.counts("UpdateItem")["forwarded"] == 0  # so it is still PENDING
+        assert http("GET", f"{stack.api_url}/requests/{accepted['id']}")[1]["status"] == "PENDING"
+
+        faulty.control(throttle=0.0)
+        done = finished(stack, accepted["id"], timeout=20)
+        assert done["status"] == "SUCCEEDED" and done["attempts"] == 1
+        assert faulty.counts("UpdateItem")["forwarded"] >= 1
+        assert counters()["partial_failures"] >= 1
+        assert faulty.counts("UpdateItem")["throttled"] >= 5
+    finally:
+        stop([runner])
+        stack.start_runner()
