@@ -6,7 +6,6 @@ import re
 PENDING = "PENDING"
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
-TERMINAL = frozenset({SUCCEEDED, FAILED})
 
 # The same pattern guards ids in the PUT template (infra/template.yaml): a key or request id
 # outside it is refused there, so an id outside it cannot exist.

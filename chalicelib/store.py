@@ -60,7 +60,7 @@ ERROR_CLASSES: Mapping[str, Type[StoreError]] = {
     "ValidationException": StoreMisconfigured,
 }
 
-_STATUS_PROJECTION = "id, #s, attempts"
+_STATUS_PROJECTION = "id, #s"
 STATUS_INDEX = "open-by-status"
 _BATCH_GET_LIMIT = 100
 
@@ -69,7 +69,6 @@ _BATCH_GET_LIMIT = 100
 class ItemState:
     request_id: str
     status: str
-    attempts: int
 
 
 def map_error(exc: Exception) -> StoreError:
@@ -116,11 +115,7 @@ class RequestStore:
         states: Dict[str, ItemState] = {}
         for start in range(0, len(ids), _BATCH_GET_LIMIT):
             for item in self._batch_get(ids[start:start + _BATCH_GET_LIMIT]):
-                state = ItemState(
-                    request_id=item["id"]["S"],
-                    status=item.get("status", {}).get("S", ""),
-                    attempts=int(item.get("attempts", {}).get("N", "0")),
-                )
+                state = ItemState(request_id=item["id"]["S"], status=item.get("status", {}).get("S", ""))
                 states[state.request_id] = state
         return states
 
