@@ -1,0 +1,88 @@
+"""`make bench` / `python -m bench`: every benchmark, one table, bench/results/latest.json and
+bench/results/latency.png. `--quick` runs each on a tiny size (what tests/test_bench.py does).
+
+Sections run in this order; each is independent and can be chosen with --only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+from bench import report
+from bench.common import ROOT, Row, machine
+
+RESULTS = ROOT / "bench" / "results"
+SECTIONS = ("processor", "lifecycle", "intake", "moto_costs", "e2e", "coldstart")
+
+FULL: Dict[str, Dict[str, Any]] = {
+    "processor": {"size": 100, "scale": (10, 100, 1000), "replays": 3},
+    "lifecycle": {"count": 100},
+    "intake": {"seconds": 4.0, "connections": 8, "threads": 2, "rounds": 2},
+    "moto_costs": {"count": 100},
+    "e2e": {"rates": (50, 200), "sweep": (10, 25, 50, 100, 200), "seconds": 4.0},
+    "coldstart": {"repeat": 10},
+}
+QUICK: Dict[str, Dict[str, Any]] = {
+    "processor": {"size": 10, "scale": (5,), "replays": 1, "curve": ()},
+    "lifecycle": {"count": 5},
+    "intake": {"seconds": 1.0, "connections": 2, "threads": 1, "rounds": 1, "warmup": False},
+    "moto_costs": {"count": 10},
+    "e2e": {"rates": (5,), "sweep": (5,), "seconds": 1.0, "baseline_count": 2, "min_count": 3},
+    "coldstart": {"repeat": 1},
+}
+
+
+def runner(name: str) -> Callable[..., Dict[str, Any]]:
+    module = __import__(f"bench.{name}_bench" if name != "moto_costs" else "bench.moto_costs", fromlist=["run"])
+    return getattr(module, "run")
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code runs, measures nothing")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for latest.json and latency.png")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    meta: Dict[str, Any] = {**machine(), "quick": args.quick, "sizes": {k: sizes[k] for k in args.only}}
+    raw: Dict[str, Any] = {}
+    began = time.monotonic()
+    for name in args.only:
+        if name == "intake" and shutil.which("wrk") is None:
+            print("intake: skipped, wrk is not installed (make bench installs it)", file=sys.stderr)
+            continue
+        started = time.monotonic()
+        print(f"{name}...", file=sys.stderr, flush=True)
+        raw[name] = runner(name)(**sizes[name])
+        meta.setdefault("section_seconds", {})[name] = round(time.monotonic() - started, 1)
+    rows: List[Row] = []
+    if "processor" in raw:
+        rows += report.processor_rows(raw["processor"])
+    if "lifecycle" in raw:
+        rows += report.lifecycle_rows(raw["lifecycle"], raw.get("processor"))
+    if "intake" in raw:
+        rows += report.intake_rows(raw["intake"])
+    if "e2e" in raw:
+        rows += report.e2e_rows(raw["e2e"], raw.get("moto_costs"))
+        report.plot(args.out / "latency.png", raw["e2e"])
+    if "coldstart" in raw:
+        rows += report.coldstart_rows(raw["coldstart"])
+    meta["total_seconds"] = round(time.monotonic() - began, 1)
+    meta["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report.write_json(args.out / "latest.json", rows, raw, meta)
+    print(report.table(rows))
+    print("\nwhat limits each row:")
+    for row in rows:
+        print(f"- {row.metric}: {row.limit}")
+    print(f"\n{len(rows)} rows in {meta['total_seconds']} s; {args.out / 'latest.json'}"
+          + (f", {args.out / 'latency.png'}" if "e2e" in raw else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,94 @@
+"""Cold start and package size (issue item 6).
+
+Import time is measured in fresh interpreters over the code exactly as Lambda gets it: the zip
+from `chalice package`, unpacked, first on sys.path (so its small `chalice` runtime shadows the
+full one installed for development), with boto3 and Powertools from the venv standing in for
+the Lambda runtime and the Powertools layer. Lambda's init pays `import app`; the figure is
+that minus `import boto3` (imported first, in the same interpreter), taken at the median.
+"""
+from __future__ import annotations
+
+import compileall
+import io
+import os
+import py_compile
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from bench.common import REGION, ROOT, median
+
+# Provided by the Lambda Python runtime (boto3, botocore...) or AWS's Powertools layer: none of
+# these may be in the zip (requirements.txt is empty on purpose).
+PROVIDED = ("boto3/", "botocore/", "s3transfer/", "jmespath/", "dateutil/", "urllib3/",
+            "aws_lambda_powertools/", "typing_extensions")
+# boto3 first, then the app: the second figure is what our code adds to an init that imports
+# the SDK anyway (the processor builds its client on the first invocation).
+_TIMER = ("import sys, time\nsys.path.insert(0, {path!r})\nbegan = time.perf_counter()\nimport boto3\n"
+          "middle = time.perf_counter()\nimport app\nprint(middle - began, time.perf_counter() - middle)\n")
+
+
+def package(out: Path) -> Path:
+    """`chalice package` for the dev stage (the zip does not depend on the merge template)."""
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", REGION)}
+    chalice = Path(sys.executable).parent / "chalice"
+    subprocess.run([str(chalice), "package", "--stage", "dev", str(out)], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    return out / "deployment.zip"
+
+
+def import_seconds(path: Path, env: Dict[str, str]) -> Tuple[float, float]:
+    """(import boto3, then import app) in one fresh interpreter."""
+    code = _TIMER.format(path=str(path))
+    out = subprocess.run([sys.executable, "-c", code], cwd=path, env=env, capture_output=True, text=True, check=True)
+    boto3_s, app_s = out.stdout.strip().splitlines()[-1].split()
+    return float(boto3_s), float(app_s)
+
+
+def _timings(path: Path, env: Dict[str, str], repeat: int) -> Tuple[List[float], List[float]]:
+    pairs = [import_seconds(path, env) for _ in range(repeat)]
+    return [b for b, _ in pairs], [a for _, a in pairs]
+
+
+def zipped_size(directory: Path) -> int:
+    """Bytes of `directory` deflated into a zip, as `chalice package` would vendor it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(directory.rglob("*")):
+            if file.is_file() and "__pycache__" not in file.parts:
+                archive.write(file, file.relative_to(directory.parent))
+    return buffer.tell()
+
+
+def run(repeat: int = 10) -> Dict[str, Any]:
+    import aws_lambda_powertools
+
+    with tempfile.TemporaryDirectory() as work:
+        deployment = package(Path(work) / "package")
+        names: List[str] = zipfile.ZipFile(deployment).namelist()
+        unpacked = Path(work) / "task"
+        zipfile.ZipFile(deployment).extractall(unpacked)
+        # No STREAM_ARN or TABLE_NAME: the app must import without them (they are read lazily).
+        env = {k: v for k, v in os.environ.items() if k not in ("STREAM_ARN", "TABLE_NAME", "PYTHONPATH")}
+        env["AWS_DEFAULT_REGION"] = REGION
+        boto3_s, app_s = _timings(unpacked, env, repeat)
+        # Lambda cannot write __pycache__ into /var/task: every cold start compiles the zip's
+        # sources. Measured here too: the same tree with bytecode shipped in it.
+        compileall.compile_dir(str(unpacked), quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        _, precompiled_s = _timings(unpacked, env, repeat)
+        zip_bytes = deployment.stat().st_size
+    vendored = [n for n in names if n.startswith(PROVIDED)]
+    powertools_zip = zipped_size(Path(aws_lambda_powertools.__file__).parent)
+    return {
+        "repeat": repeat, "import_boto3_ms": median(boto3_s) * 1000,
+        # Lambda init minus boto3: import app in an interpreter that has imported boto3.
+        "app_after_boto3_ms": median(app_s) * 1000,
+        "app_after_boto3_all_ms": [round(s * 1000, 1) for s in app_s],
+        "app_after_boto3_precompiled_ms": median(precompiled_s) * 1000,
+        "zip_bytes": zip_bytes, "zip_files": len(names), "vendored_runtime_files": vendored,
+        # What the zip would weigh if Powertools were vendored instead of taken from its layer.
+        "zip_with_powertools_bytes": zip_bytes + powertools_zip,
+    }

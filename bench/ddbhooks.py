@@ -1,0 +1,104 @@
+"""botocore event hooks on one DynamoDB client: count calls, add latency, record and replay.
+
+All of them hang off `client.meta.events`, i.e. they apply to exactly the client handed to
+RequestStore / the gateway transport and to nothing else (no mock.patch, no global state).
+
+Why record and replay: moto spends 5-7 ms of CPU on one UpdateItem (in-process or as a server),
+serialised by one GIL, so 100 write-backs against live moto measure moto, not the processor's
+concurrency. Real DynamoDB does that work on its side, in parallel. So each scenario runs once
+against moto (recording every HTTP answer), then again with botocore's `before-send` answering
+each request with moto's recorded bytes after the injected latency: the client still builds,
+signs and parses every call (its CPU is real), only the server's service time is replaced.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections import Counter
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+from botocore.awsrequest import AWSResponse
+
+Key = Tuple[str, Tuple[str, ...]]
+
+
+class CallCounter:
+    """Counts API calls by operation name (`before-call` fires once per call, not per retry)."""
+
+    def __init__(self, *clients: Any) -> None:
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        for client in clients:
+            client.meta.events.register("before-call.dynamodb.*", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls[model.name] += 1
+
+    def snapshot(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self.calls)
+
+
+def inject_latency(client: Any, seconds: float) -> None:
+    """Every call waits `seconds` before it is sent, like a round trip to a remote DynamoDB.
+    time.sleep releases the GIL, so concurrent calls overlap as network waits do."""
+    def wait(**_: Any) -> None:
+        time.sleep(seconds)
+    client.meta.events.register("before-call.dynamodb.*", wait)
+
+
+def request_key(target: str, body: bytes) -> Key:
+    """(operation, ids it touches): what identifies a call across the record and replay passes
+    (timestamps in the body differ between them)."""
+    operation = target.rsplit(".", 1)[-1]
+    document = json.loads(body or b"{}")
+    ids: list = []
+    if "Key" in document:
+        ids.append(document["Key"]["id"]["S"])
+    if "Item" in document:
+        ids.append(document["Item"]["id"]["S"])
+    for table in (document.get("RequestItems") or {}).values():
+        ids.extend(key["id"]["S"] for key in table.get("Keys", []))
+    return operation, tuple(sorted(ids))
+
+
+class _Raw(io.BytesIO):
+    """The raw body AWSResponse reads through .stream(), as urllib3's response offers it."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+class Tape:
+    """Recorded HTTP answers by request key, shared by the record and replay passes."""
+
+    def __init__(self) -> None:
+        self.answers: Dict[Key, Tuple[int, Dict[str, str], bytes]] = {}
+        self._lock = threading.Lock()
+
+    def record_from(self, client: Any) -> None:
+        """Keep every answer `client` receives (from moto, in-process or a server)."""
+        def before(params: Dict[str, Any], context: Dict[str, Any], **_: Any) -> None:
+            context["bench_key"] = request_key(params["headers"]["X-Amz-Target"], params["body"])
+
+        def after(http_response: Any, context: Dict[str, Any], **_: Any) -> None:
+            key = context.get("bench_key")
+            if key is not None:
+                with self._lock:
+                    self.answers[key] = (http_response.status_code, dict(http_response.headers),
+                                         http_response.content)
+        client.meta.events.register("before-call.dynamodb.*", before)
+        client.meta.events.register("after-call.dynamodb.*", after)
+
+    def replay_to(self, client: Any, latency_s: float) -> None:
+        """Answer every request of `client` from the tape after `latency_s`; nothing is sent."""
+        def send(request: Any, **_: Any) -> Optional[AWSResponse]:
+            target = request.headers["X-Amz-Target"]
+            key = request_key(target.decode() if isinstance(target, bytes) else target, request.body)
+            time.sleep(latency_s)
+            status, headers, body = self.answers[key]
+            return AWSResponse(request.url, status, headers, _Raw(body))
+        client.meta.events.register("before-send.dynamodb.*", send)

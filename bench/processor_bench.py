@@ -1,0 +1,218 @@
+"""The stream processor on one batch: concurrency, CPU per record and scale (issue items 1, 7a).
+
+Each scenario seeds N PENDING items into moto (in-process), builds the Lambda-shaped INSERT
+records (tests/streamevents.py) and processes them
+- live: the real StreamProcessor (or the sequential baseline) against moto, 5 ms injected per
+  call; every answer is recorded;
+- replayed: the same again with moto's recorded answers served after the 5 ms (ddbhooks.Tape),
+  so the wall time is the processor's and the network's, not moto's CPU.
+The sequential baseline is a naive port: per record GetItem, business logic, UpdateItem.
+"""
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from bench.common import ORDER, REGION, TABLE, fake_aws_env, quiet_stdout
+from bench.ddbhooks import CallCounter, Tape, inject_latency
+
+LATENCY_S = 0.005
+Logic = Callable[[Mapping[str, Any]], Any]
+
+
+@dataclass
+class Pass:
+    wall_s: float
+    cpu_s: float
+    calls: Dict[str, int]
+    peak_bytes: int = 0
+
+
+# Experiments only, empty in `make bench`: botocore Config options added to the processor's
+# client, e.g. {"parameter_validation": False} to measure that proposal against the default.
+CLIENT_OVERRIDES: Dict[str, Any] = {}
+
+
+def _client() -> Any:
+    """The processor's production client (chalicelib/aws.py), so its Config is what is measured."""
+    from chalicelib.aws import dynamodb_client
+    from chalicelib.config import Settings
+
+    client = dynamodb_client(Settings(table_name=TABLE))
+    if CLIENT_OVERRIDES:
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client("dynamodb", region_name=REGION, config=client.meta.config.merge(
+            Config(**CLIENT_OVERRIDES)))
+    return client
+
+
+def _records(ids: List[str]) -> List[Dict[str, Any]]:
+    from tests.streamevents import StreamEvents, pending_item
+
+    events = StreamEvents(TABLE)
+    return [events.insert(pending_item(i, ORDER)) for i in ids]
+
+
+_EXECUTORS: List[ThreadPoolExecutor] = []
+
+
+def _processor(client: Any, logic: Logic, workers: int) -> Any:
+    from chalicelib.processor import StreamProcessor
+    from chalicelib.store import RequestStore
+
+    executor = ThreadPoolExecutor(max_workers=workers)
+    _EXECUTORS.append(executor)  # shut down after the pass, outside the timed part
+    # Logs and EMF lines go to stdout as on Lambda (quiet_stdout drops them after formatting).
+    return StreamProcessor(RequestStore(client, TABLE), logic, executor=executor, success_ttl_seconds=300)
+
+
+def sequential(client: Any, logic: Logic, records: List[Dict[str, Any]]) -> None:
+    """The naive port: one record after another, read status, run logic, write back."""
+    from chalicelib.records import new_request
+    from chalicelib.store import RequestStore
+
+    store = RequestStore(client, TABLE)
+    for record in records:
+        request = new_request(record)
+        assert request is not None and request.body is not None
+        item = store.get(request.request_id)
+        if item is None or item.get("status") != "PENDING":
+            continue
+        now = time.time()
+        result = logic(json.loads(request.body))
+        store.finish_succeeded(request.request_id, result, now_ms=int(now * 1000), expires_at=int(now) + 300)
+
+
+def _run(client: Any, body: Callable[[], Any], memory: bool = False) -> Pass:
+    counter = CallCounter(client)
+    if memory:
+        tracemalloc.start()
+    with quiet_stdout():
+        cpu, began = time.process_time(), time.perf_counter()
+        body()
+        wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+    peak = 0
+    if memory:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    while _EXECUTORS:
+        _EXECUTORS.pop().shutdown(wait=True)
+    return Pass(wall, cpu, counter.snapshot(), peak)
+
+
+def scenario(size: int, workers: Optional[int], *, logic: Optional[Logic] = None, memory: bool = False,
+             replays: int = 1) -> Dict[str, Pass]:
+    """Live and replayed passes for one batch size; workers None = the sequential baseline.
+    Several replays: the fastest counts (the least disturbed by whatever else runs)."""
+    from moto import mock_aws
+
+    from chalicelib.orders import take_order
+    from devserver.db import TEMPLATE, ensure_table
+
+    import yaml
+
+    fake_aws_env()
+    logic = logic or take_order
+    ids = [f"bench-{size}-{workers}-{n}" for n in range(size)]
+    records = _records(ids)
+    tape = Tape()
+    with mock_aws():
+        live = _client()
+        ensure_table(live, yaml.safe_load(TEMPLATE.read_text()), TABLE)
+        item = json.dumps(ORDER)
+        for i in ids:
+            live.put_item(TableName=TABLE, Item={"id": {"S": i}, "status": {"S": "PENDING"},
+                                                 "request": {"S": item}, "createdAt": {"N": "1"},
+                                                 "updatedAt": {"N": "1"}, "attempts": {"N": "0"}})
+        tape.record_from(live)
+        inject_latency(live, LATENCY_S)
+        live_pass = _run(live, _body(live, logic, records, workers))
+    passes = []
+    for _ in range(replays):
+        replay = _client()
+        tape.replay_to(replay, LATENCY_S)
+        passes.append(_run(replay, _body(replay, logic, records, workers), memory=memory))
+    result = {"live": live_pass, "replay": min(passes, key=lambda p: p.wall_s)}
+    if workers is not None:
+        # The SDK's share: the same write-backs straight through RequestStore, one thread, no
+        # latency, no processor around them.
+        bare = _client()
+        tape.replay_to(bare, 0.0)
+        result["store_only"] = min((_run(bare, lambda: _write_backs(bare, ids)) for _ in range(3)),
+                                   key=lambda p: p.cpu_s)
+    return result
+
+
+def _write_backs(client: Any, ids: List[str]) -> None:
+    from chalicelib.store import RequestStore
+
+    store = RequestStore(client, TABLE)
+    result = {"table": 3, "portions": {"margherita": 1}, "totalPortions": 1, "readyInMinutes": 12}
+    for i in ids:
+        store.finish_succeeded(i, result, now_ms=int(time.time() * 1000), expires_at=int(time.time()) + 300)
+
+
+def _body(client: Any, logic: Logic, records: List[Dict[str, Any]], workers: Optional[int]) -> Callable[[], Any]:
+    if workers is None:
+        return lambda: sequential(client, logic, records)
+    processor = _processor(client, logic, workers)
+
+    def run() -> None:
+        answer = processor.process_batch(records)
+        assert not answer["batchItemFailures"], answer
+    return run
+
+
+def logic_cpu_s(size: int, logic: Optional[Logic] = None, repeat: int = 20) -> float:
+    """CPU of the business logic alone (parse + take_order) on `size` bodies, per batch."""
+    from chalicelib.orders import take_order
+
+    logic = logic or take_order
+    body = json.dumps(ORDER)
+    began = time.process_time()
+    for _ in range(repeat):
+        for _ in range(size):
+            json.dumps(logic(json.loads(body)))  # what the processor does around the logic
+    return (time.process_time() - began) / repeat
+
+
+def noop(request: Mapping[str, Any]) -> Any:
+    return {"ok": True}
+
+
+def run(size: int = 100, scale: tuple = (10, 100, 1000), replays: int = 3,
+        curve: tuple = (8, 32, 64)) -> Dict[str, Any]:
+    """Everything items 1 and 7a need, as plain numbers."""
+    from chalicelib.config import Settings
+
+    workers = Settings(table_name=TABLE).max_concurrency  # the deployed default
+    seq = scenario(size, None, replays=replays)
+    batched = scenario(size, workers, replays=replays)
+    unbounded = scenario(size, size, replays=replays)
+    noop_pass = scenario(size, workers, logic=noop, replays=replays)["replay"]
+    logic_s = logic_cpu_s(size)
+    walls = {w: scenario(size, w, replays=replays)["replay"].wall_s for w in curve}
+    walls[workers] = batched["replay"].wall_s
+    walls[size] = unbounded["replay"].wall_s
+    scaling = {}
+    for n in scale:
+        timing = scenario(n, workers, replays=1)["replay"]
+        memory = scenario(n, workers, memory=True, replays=1)["replay"]
+        scaling[n] = {"wall_s": timing.wall_s, "records_per_s": n / timing.wall_s,
+                      "cpu_ms_per_record": timing.cpu_s / n * 1000, "tracemalloc_peak_kb": memory.peak_bytes / 1024,
+                      "peak_kb_per_record": memory.peak_bytes / 1024 / n}
+    return {
+        "size": size, "workers": workers, "latency_ms": LATENCY_S * 1000,
+        "sequential": vars(seq["replay"]), "batched": vars(batched["replay"]),
+        "unbounded": vars(unbounded["replay"]), "noop_logic": vars(noop_pass),
+        "live_moto": {"sequential": vars(seq["live"]), "batched": vars(batched["live"])},
+        "store_only": vars(batched["store_only"]), "logic_cpu_s": logic_s,
+        "workers_curve_s": dict(sorted(walls.items())), "scale": scaling,
+        "ideal_s": 2 * LATENCY_S,  # one BatchGetItem + one UpdateItem round trip, all writes at once
+    }

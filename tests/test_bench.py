@@ -1,0 +1,49 @@
+"""`make bench` code runs end to end on tiny sizes. These are not benchmarks: nothing here
+judges a number, only that every section produces its rows, latest.json and the plot."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+from bench.common import percentile
+from bench.ddbhooks import request_key
+
+
+def test_request_keys_ignore_timestamps_and_name_the_ids() -> None:
+    update = b'{"TableName": "t", "Key": {"id": {"S": "a"}}, "ExpressionAttributeValues": {":now": {"N": "1"}}}'
+    later = update.replace(b'"1"', b'"2"')
+    assert request_key("DynamoDB_20120810.UpdateItem", update) == request_key("DynamoDB_20120810.UpdateItem", later)
+    batch = b'{"RequestItems": {"t": {"Keys": [{"id": {"S": "b"}}, {"id": {"S": "a"}}]}}}'
+    assert request_key("DynamoDB_20120810.BatchGetItem", batch) == ("BatchGetItem", ("a", "b"))
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([5, 1, 3], 0.5) == 3
+    assert percentile(list(range(1, 101)), 0.99) == 99
+    assert percentile([], 0.5) == 0.0
+
+
+def test_every_section_runs_on_a_tiny_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)  # conftest's fake token is not what Lambda sees
+    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "latest.json").read_text())
+    metrics = [row["metric"] for row in document["rows"]]
+    expected = ["1 processor", "2 records delivered", "3 DynamoDB requests", "5 e2e", "6 cold start",
+                "6 deployment zip", "7 processor scale", "7 e2e"]
+    if shutil.which("wrk"):
+        expected.append("4 intake")
+    for prefix in expected:
+        assert any(m.startswith(prefix) for m in metrics), (prefix, metrics)
+    for row in document["rows"]:
+        assert row["value"] is not None and row["limit"], row
+    lifecycle = document["raw"]["lifecycle"]
+    assert lifecycle["accepted"] == 5 and lifecycle["delivered_per_request"] == 1.0
+    assert lifecycle["dynamodb_calls"]["PutItem"] == 5
+    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = capsys.readouterr().out
+    assert "metric" in table and "met?" in table
