@@ -96,11 +96,12 @@ def find_java() -> str:
 
 def start_moto(host: str = "127.0.0.1", port: int = 8001, *, timeout: float = START_TIMEOUT,
                log_path: Path | None = None, die_with_parent: bool = True) -> DbProcess:
-    """Start `python -m moto.server` (DynamoDB, DynamoDB Streams and SQS on one port; in memory)."""
+    """Start moto's server (DynamoDB, DynamoDB Streams and SQS on one port; in memory), with its
+    DynamoDB calls serialised: devserver/moto_server.py says why."""
     _require_free_port(host, port)
-    command = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+    command = [sys.executable, "-m", "devserver.moto_server", "-H", host, "-p", str(port)]
     return _spawn("moto", command, host, port, timeout=timeout, log_path=log_path,
-                  die_with_parent=die_with_parent)
+                  die_with_parent=die_with_parent, cwd=REPO_ROOT)
 
 
 def start_dynamodb_local(host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,

@@ -144,12 +144,18 @@ class TtlSweeper:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            began = time.monotonic()
             try:
                 self.sweep_once()
             except Exception:  # the database may be restarting: keep sweeping once it is back
                 log.warning("TTL sweep of %s failed; retrying in %.1fs", self._table, self._interval,
                             exc_info=True)
-            self._stopping.wait(self._interval)
+            self._stopping.wait(self.pause_after(time.monotonic() - began))
+
+    def pause_after(self, sweep_seconds: float) -> float:
+        """The wait before the next sweep: the interval, or longer when a sweep (a full scan)
+        takes long, so it stays under ~5% of the database's time. AWS deletes within days anyway."""
+        return max(self._interval, 20 * sweep_seconds)
 
     def _key_names(self) -> list[str]:
         if self._keys is None:

@@ -354,3 +354,41 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> 
             return lines
     raise AssertionError(f"no {marker!r} from serve_db; got {lines}")
 
+
+
+def test_the_moto_server_runs_dynamodb_calls_one_at_a_time() -> None:
+    # moto's StreamShard.add numbers a record len(items) + start without a lock: two concurrent
+    # writes could share a sequence number and the runner would skip one (a lost request).
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devserver.moto_server import _serialised
+
+    inside, peak, lock = [0], [0], threading.Lock()
+
+    def call_action() -> None:
+        with lock:
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+        time.sleep(0.005)
+        with lock:
+            inside[0] -= 1
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: _serialised(call_action)(), range(40)))
+
+    assert peak[0] == 1
+    patched = subprocess.run(
+        [sys.executable, "-c", "from devserver.moto_server import serialise_dynamodb as s; s(); "
+         "from moto.dynamodb.responses import DynamoHandler as D; "
+         "from moto.dynamodbstreams.responses import DynamoDBStreamsHandler as S; "
+         "print(hasattr(D.call_action, '__wrapped__'), hasattr(S.call_action, '__wrapped__'))"],
+        cwd=ROOT, capture_output=True, text=True, check=True)
+    assert patched.stdout.split() == ["True", "True"]
+
+
+def test_slow_sweeps_are_spaced_out_so_the_scan_stays_a_small_share() -> None:
+    sweeper = TtlSweeper(None, "t", "ttl", interval_seconds=1.0)
+
+    assert sweeper.pause_after(0.01) == 1.0
+    assert sweeper.pause_after(0.5) == 10.0

@@ -1,0 +1,41 @@
+"""moto's server, with each DynamoDB and DynamoDB Streams call run one at a time.
+
+moto's server handles requests in threads, but its DynamoDB model is not thread-safe: two
+concurrent writes can get the same stream sequence number (the runner then skips one of them
+as already read: a lost request), and a conditional put's check and write can interleave (two
+"first" writes of one Idempotency-Key). DynamoDB does neither. moto is CPU-bound under one
+interpreter lock anyway, so serialising these calls costs little.
+
+    python -m devserver.moto_server -H 127.0.0.1 -p 8001   (the arguments of moto.server)
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from typing import Any, Callable
+
+from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+_ONE_AT_A_TIME = threading.RLock()
+
+
+def _serialised(call_action: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(call_action)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _ONE_AT_A_TIME:
+            return call_action(*args, **kwargs)
+    return wrapper
+
+
+def serialise_dynamodb() -> None:
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        handler.call_action = _serialised(handler.call_action)  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    from moto.server import main
+
+    serialise_dynamodb()
+    sys.exit(main(sys.argv[1:]))
