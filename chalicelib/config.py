@@ -22,6 +22,11 @@ MAX_CONCURRENCY = "MAX_CONCURRENCY"
 DYNAMODB_ENDPOINT_URL = "DYNAMODB_ENDPOINT_URL"
 RECONCILE_AFTER_SECONDS = "RECONCILE_AFTER_SECONDS"
 GIVE_UP_AFTER_SECONDS = "GIVE_UP_AFTER_SECONDS"
+# Who may call the API: none | iam | api_key. Chalice imports app.py with the stage's variables
+# (.chalice/config.json) when it packages, so the routes are guarded per stage; infra/merge_stage.py
+# applies the same stage value to the PUT route. Unset (the local stack, tests) means none.
+AUTH_MODE = "AUTH_MODE"
+AUTH_MODES = ("none", "iam", "api_key")
 # Read by `chalice package/deploy` when it imports the app; the merge template replaces them.
 STREAM_ARN = "STREAM_ARN"
 FAILURE_QUEUE_ARN = "FAILURE_QUEUE_ARN"
@@ -59,6 +64,14 @@ class Settings:
             reconcile_after_seconds=_positive_int(environ, RECONCILE_AFTER_SECONDS, 7200),
             give_up_after_seconds=_positive_int(environ, GIVE_UP_AFTER_SECONDS, 3900),
         )
+
+
+def auth_mode(environ: Optional[Mapping[str, str]] = None) -> str:
+    environ = os.environ if environ is None else environ
+    mode = environ.get(AUTH_MODE) or "none"
+    if mode not in AUTH_MODES:
+        raise ConfigurationError(f"{AUTH_MODE} must be one of {', '.join(AUTH_MODES)}, got {mode!r}")
+    return mode
 
 
 def stream_arn() -> str:

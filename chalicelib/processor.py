@@ -149,6 +149,10 @@ class StreamProcessor:
             body = json.loads(request.body)
         except ValueError as exc:
             return _Failed("RejectedRequest", f"the request is not valid JSON: {exc}")
+        except RecursionError:
+            # Valid JSON can nest deeper than Python's parser goes; failing the item keeps one
+            # body from failing (and bisecting) its whole batch.
+            return _Failed("RejectedRequest", "the request nests too deeply to parse")
         if not isinstance(body, dict):
             return _Failed("RejectedRequest", "the request is not a JSON object")
         try:

@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 from functools import wraps
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from chalice import Blueprint, Response
+from chalice import Blueprint, IAMAuthorizer, Response
 
-from chalicelib import runtime
+from chalicelib import config, runtime
 from chalicelib.errors import (
     ClientError,
     ConditionFailed,
@@ -28,6 +28,19 @@ from chalicelib.model import FAILED, PENDING, is_valid_id
 bp = Blueprint(__name__)
 LISTABLE = (PENDING, FAILED)
 DEFAULT_LIMIT, MAX_LIMIT = 25, 100
+
+
+def route_auth(mode: str) -> Dict[str, Any]:
+    """The route options for an AUTH_MODE (the PUT route gets the same: infra/merge_stage.py)."""
+    if mode == "iam":
+        return {"authorizer": IAMAuthorizer()}
+    if mode == "api_key":
+        return {"api_key_required": True}
+    return {}
+
+
+# Read once, at import: the stage's value when `chalice package --stage` imports the app.
+AUTH = route_auth(config.auth_mode())
 
 
 def _errors_as_json(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,7 +65,7 @@ def _valid_id(request_id: str) -> str:
     return request_id
 
 
-@bp.route("/requests/{request_id}", methods=["GET"])
+@bp.route("/requests/{request_id}", methods=["GET"], **AUTH)
 @_errors_as_json
 def get_request(request_id: str) -> Dict[str, Any]:
     item = runtime.store().get(_valid_id(request_id))
@@ -63,7 +76,7 @@ def get_request(request_id: str) -> Dict[str, Any]:
     return view_of(item)
 
 
-@bp.route("/requests/{request_id}/retry", methods=["POST"])
+@bp.route("/requests/{request_id}/retry", methods=["POST"], **AUTH)
 @_errors_as_json
 def retry_request(request_id: str) -> Response:
     try:
@@ -75,7 +88,7 @@ def retry_request(request_id: str) -> Response:
     return Response(body={"id": request_id, "status": PENDING}, status_code=202)
 
 
-@bp.route("/requests", methods=["GET"])
+@bp.route("/requests", methods=["GET"], **AUTH)
 @_errors_as_json
 def list_requests() -> Dict[str, Any]:
     query = bp.current_request.query_params or {}

@@ -225,6 +225,7 @@ class LocalApiGateway:
     ) -> MethodRequest:
         now = self._clock()
         request_id = request.headers.get("X-Amzn-RequestId")  # clients may force it (spec §0.1)
+        request_id = None if request_id is None else request_id.strip(" \t")
         host = request.host or "localhost"
         context = {
             "accountId": self._account_id,
@@ -245,7 +246,8 @@ class LocalApiGateway:
         params = {
             "path": path_params,
             "querystring": {name: values[-1] for name, values in request.args.lists()},
-            "header": dict(request.headers.items()),
+            # HTTP drops a field value's surrounding whitespace (RFC 9110 §5.5); API Gateway does too.
+            "header": {name: value.strip(" \t") for name, value in request.headers.items()},
         }
         return MethodRequest(params=params, context=context, accept=request.headers.get("Accept"), stage_variables={})
 

@@ -36,6 +36,8 @@ def validation_error(schema: Mapping[str, Any], body: bytes) -> str | None:
         return _as_error_string([f"Invalid UTF-8 in request body: {exc.reason} at byte {exc.start}"])
     except ValueError as exc:
         return _as_error_string([f"Invalid JSON in request body: {exc}"])
+    except RecursionError:
+        return _as_error_string(["Invalid JSON in request body: nested too deeply"])
     errors = sorted(Draft4Validator(schema).iter_errors(instance), key=lambda error: list(error.absolute_path))
     # jsonschema reports each missing required property separately; the Java validator lists them once.
     return _as_error_string(list(dict.fromkeys(_describe(error) for error in errors))) if errors else None

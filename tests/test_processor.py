@@ -360,3 +360,13 @@ def test_each_batch_emits_its_metrics_in_embedded_metric_format(dynamodb, events
     assert (line["Processed"], line["Succeeded"], line["Failed"], line["TransientRetries"]) == (3, 1, 1, 1)
     created_ms = 1767225600000  # pending_item's createdAt
     assert line["ProcessingLatency"] == [int(NOW * 1000) - created_ms] * 2
+
+
+def test_a_body_nested_deeper_than_python_parses_fails_alone(lambda_client, dynamodb, events):
+    install(dynamodb, CountingLogic())
+    deep = put(dynamodb, "deep", "[" * 100_000 + "]" * 100_000)
+    records = [events.insert(deep), events.insert(put(dynamodb, "ok", ORDER))]
+
+    assert invoke(lambda_client, events.event(*records)) == {"batchItemFailures": []}
+    assert item(dynamodb, "deep")["error"]["M"]["message"] == {"S": "the request nests too deeply to parse"}
+    assert item(dynamodb, "ok")["status"] == {"S": "SUCCEEDED"}

@@ -1,0 +1,130 @@
+"""The API as a client sees it, as Swagger 2.0: what schemathesis tests the local stack against.
+
+Built the way `chalice package` builds the deployed definition: Chalice's swagger generator
+for the app's routes, deep-merged (Chalice's own TemplateDeepMerger) with the stage's merge
+template's DefinitionBody (infra/merge_stage.py: the PUT route, its models and responses).
+API Gateway's extensions are then dropped, and the Chalice routes get what Chalice cannot
+declare: their documented answers (README "The request lifecycle" and "Operating it") and the
+list route's query parameters. Every route may also answer API Gateway's 403 (no such method
+on the resource, or missing credentials on a guarded stage).
+
+    python infra/openapi.py --stage dev build/openapi-dev.json
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from chalice.deploy.swagger import CFNSwaggerGenerator  # noqa: E402
+from chalice.package import TemplateDeepMerger  # noqa: E402
+
+from merge_stage import AUTH, TEMPLATE, merge_template, stage_auth_mode  # noqa: E402
+
+ID_PATTERN = "^[A-Za-z0-9._:-]{1,100}$"  # chalicelib.model.is_valid_id, the PUT template's $idValid
+_ERROR = {"$ref": "#/definitions/Error"}
+_FORBIDDEN = {"description": "API Gateway: no such method here, or missing credentials (AUTH_MODE iam/api_key)",
+              "schema": _ERROR}
+_UNAVAILABLE = {"description": "storage throttled or down; retry", "schema": _ERROR}
+_MEDIA = {"description": "a Content-Type the route does not take (Chalice)", "schema": {"type": "object"}}
+_REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "type": "string", "pattern": ID_PATTERN}
+CHALICE_ROUTES: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "/requests/{request_id}": {"get": {
+        "parameters": [_REQUEST_ID],
+        "responses": {
+            "200": {"description": "the request's status", "schema": {"$ref": "#/definitions/Empty"}},
+            "400": {"description": "an id that cannot exist", "schema": _ERROR},
+            "404": {"description": "no request with this id", "schema": _ERROR},
+            "415": _MEDIA,
+            "503": _UNAVAILABLE,
+        }}},
+    "/requests/{request_id}/retry": {"post": {
+        "parameters": [_REQUEST_ID],
+        "responses": {
+            "202": {"description": "FAILED -> PENDING: it runs again", "schema": {
+                "type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"}}}},
+            "400": {"description": "an id that cannot exist", "schema": _ERROR},
+            "404": {"description": "no request with this id", "schema": _ERROR},
+            "409": {"description": "the request is not FAILED", "schema": _ERROR},
+            "415": _MEDIA,
+            "503": _UNAVAILABLE,
+        }}},
+    "/requests": {"get": {
+        "parameters": [
+            {"name": "status", "in": "query", "required": True, "type": "string", "enum": ["PENDING", "FAILED"]},
+            {"name": "limit", "in": "query", "required": False, "type": "integer", "minimum": 1, "maximum": 100},
+            {"name": "cursor", "in": "query", "required": False, "type": "string"},
+        ],
+        "responses": {
+            "200": {"description": "a page of requests, oldest first", "schema": {"$ref": "#/definitions/Empty"}},
+            "400": {"description": "bad status, limit or cursor", "schema": _ERROR},
+            "415": _MEDIA,
+            "503": _UNAVAILABLE,
+        }}},
+}
+
+
+def _without_extensions(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_extensions(v) for k, v in value.items() if not str(k).startswith("x-amazon-apigateway")}
+    if isinstance(value, list):
+        return [_without_extensions(v) for v in value]
+    return value
+
+
+def describe(stage: str = "dev", project_dir: Path = ROOT) -> Dict[str, Any]:
+    """The definition for `stage`. app.py must be imported with the stage's AUTH_MODE, as Chalice
+    imports it when it packages: main() sets it first; an importer (the tests: none) must match."""
+    mode = stage_auth_mode(stage, project_dir)
+    os.environ.setdefault("AUTH_MODE", mode)
+    import app as app_module
+    from chalicelib import requests_api
+
+    def shape(options: Dict[str, Any]) -> Dict[str, Any]:  # an authorizer compares by identity
+        return {key: type(value).__name__ if key == "authorizer" else value for key, value in options.items()}
+
+    if shape(requests_api.AUTH) != shape(requests_api.route_auth(mode)):
+        raise ValueError(f"app.py was imported with other auth than stage {stage}'s {mode}: "
+                         f"run python infra/openapi.py --stage {stage} in a process of its own")
+    swagger = CFNSwaggerGenerator().generate_swagger(app_module.app)
+    merged = merge_template(yaml.safe_load(TEMPLATE.read_text()), mode, yaml.safe_load(AUTH.read_text()))
+    body = TemplateDeepMerger().merge(merged["Resources"]["RestAPI"]["Properties"]["DefinitionBody"], swagger)
+    api = _without_extensions(copy.deepcopy(body))
+    for parameter in api["paths"]["/requests"]["put"]["parameters"]:
+        if parameter["name"] == "Idempotency-Key":  # the PUT template's $idValid
+            parameter["pattern"] = ID_PATTERN
+    for path, methods in CHALICE_ROUTES.items():
+        for method, documented in methods.items():
+            api["paths"][path][method].update(copy.deepcopy(documented))
+    for methods in api["paths"].values():
+        for operation in methods.values():
+            operation["responses"].setdefault("403", copy.deepcopy(_FORBIDDEN))
+    api["info"]["description"] = f"storefirst, stage {stage} (AUTH_MODE {mode})"
+    return api
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python infra/openapi.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("target", type=Path)
+    args = parser.parse_args(argv)
+    os.environ["AUTH_MODE"] = stage_auth_mode(args.stage)
+    args.target.parent.mkdir(parents=True, exist_ok=True)
+    args.target.write_text(json.dumps(describe(args.stage), indent=1))
+    print(f"{args.target}: stage {args.stage}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
