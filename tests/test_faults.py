@@ -256,18 +256,19 @@ def test_down_in_refuse_mode_refuses_connections_for_the_window(proxy, moto):
     put(pooled, "refuse-1")  # a pooled keep-alive connection is open now
     began = time.monotonic()
 
-    control(proxy, down_mode="refuse", down_for_seconds=1.0)
-    with pytest.raises((EndpointConnectionError, ConnectionClosedError)):
+    control(proxy, down_mode="refuse", down_for_seconds=2.0)
+    # A connection cut mid-answer surfaces as IncompleteRead when it happens while the body is read.
+    with pytest.raises((EndpointConnectionError, ConnectionClosedError, http.client.IncompleteRead)):
         put(pooled, "refuse-2")  # the pooled connection was dropped
     with pytest.raises((EndpointConnectionError, ConnectionClosedError)):
         put(fresh, "refuse-3")  # a new one
     assert not listening(proxy.url)
-    assert time.monotonic() - began < 1.0, "too slow to check inside the window"
-    deadline = time.monotonic() + 3
+    assert time.monotonic() - began < 2.0, "too slow to check inside the window"
+    deadline = time.monotonic() + 4
     while not listening(proxy.url):
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    assert 0.95 < time.monotonic() - began < 3
+    assert 1.95 < time.monotonic() - began < 4
 
     put(pooled, "refuse-4")
     assert stored(moto, "refuse-") == {"refuse-1", "refuse-4"}
