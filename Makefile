@@ -38,6 +38,14 @@ bench: $(VENV)/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench $(ARGS)
 
+# The reliability suite (reliability/): load, processor crashes, storage faults and poison records
+# at full size on moto and on DynamoDB Local, each checked request by request; exits non-zero on any
+# lost, stuck or wrongly finished request. About 15 minutes. One scenario:
+# make reliability ARGS="load --backend moto --size 2000"
+.PHONY: reliability
+reliability: $(VENV)/.installed node_modules/.installed
+	$(PY) -m reliability $(or $(ARGS),all --backend both)
+
 # chalice package merges infra/template.yaml (plus the stage's AUTH_MODE on the PUT route:
 # infra/merge_stage.py) into its SAM template; SAM is then translated offline and both are
 # linted (spec §7: only the translated template shows ESM mistakes).

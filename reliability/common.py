@@ -1,0 +1,57 @@
+"""What every scenario does after its load: wait for the requests to finish, then check them all."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Set
+
+from reliability.load import Attempt, Sent
+from reliability.stack import LocalStack
+from reliability.stream_check import check_stream
+from reliability.verify import Findings, check, read_runs, wait_terminal
+
+
+def settle_and_check(stack: LocalStack, sent: List[Sent], allowed: Set[int], deadline_s: float,
+                     progress: Callable[[str], None] = print,
+                     unknown: Optional[Callable[[Attempt], bool]] = None) -> Findings:
+    """Waits (at most `deadline_s`) until no request is PENDING, then checks every request:
+    the accepted ones and those that were refused."""
+    # Accepted ones first, in the order they were accepted: roughly the stream's order.
+    ordered = sorted(sent, key=lambda s: (s.accepted_at is None, s.accepted_at or 0.0))
+    keys = [s.planned.key for s in ordered]
+    items = wait_terminal(stack.dynamodb(), stack.table, keys, time.monotonic() + deadline_s, progress)
+    found = check(sent, items, read_runs(stack.runs_file), allowed, unknown)
+    stream = check_stream(stack.dynamodb(), stack.streams(), stack.table)
+    found.stream_records = stream.records
+    if stream.out_of_order:
+        found.notes.append(f"the stream holds {stream.out_of_order} record(s) whose sequence number does not "
+                           f"increase, {len(stream.skipped_inserts)} of them INSERTs the runner cannot deliver: "
+                           + ", ".join(sorted(stream.skipped_inserts)[:5]))
+    return found
+
+
+def dead_parts(stack: LocalStack) -> List[str]:
+    return [f"the {name} process exited during the scenario; see {stack.logs}/" for name in stack.exited()]
+
+
+WRITE_BACK_FAILED = "write-back failed; will be retried"
+
+
+def write_back_failures(runner_log: Path) -> Set[str]:
+    """Request ids whose write-back the processor gave up on (it logs each, then Lambda retries):
+    the only way a storage fault can make the business logic run twice."""
+    ids: Set[str] = set()
+    if not runner_log.exists():
+        return ids
+    with runner_log.open("rb") as handle:
+        for line in handle:
+            if b'"message":"write-back failed' not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("message") == WRITE_BACK_FAILED and entry.get("request_id"):
+                ids.add(str(entry["request_id"]))
+    return ids
