@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, List
 from bench.common import command_line, descendants, process_cpu_seconds
 from bench.e2e_latency import measure, start_stack, stop_stack
 
-ROLES = {"moto.server": "moto", "devserver db": "db+ttl sweeper", "devserver api": "api", "devserver runner": "runner"}
+ROLES = {"moto_server": "moto", "devserver db": "db+ttl sweeper", "devserver api": "api", "devserver runner": "runner"}
 
 
 def _roles(stack_pid: int) -> Dict[str, int]:
