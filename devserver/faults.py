@@ -183,6 +183,7 @@ class FaultProxy:
         self._server: Optional[ThreadingHTTPServer] = None
         self._serving: Optional[threading.Thread] = None
         self._connections: set[socket.socket] = set()
+        self._answering_control: set[socket.socket] = set()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._watcher: Optional[threading.Thread] = None
@@ -235,7 +236,8 @@ class FaultProxy:
 
     def _drop_connections(self) -> int:
         with self._lock:
-            connections = list(self._connections)
+            # A control request that switched refuse on still gets its answer.
+            connections = [c for c in self._connections if c not in self._answering_control]
         for connection in connections:
             try:
                 connection.shutdown(socket.SHUT_RDWR)
@@ -508,6 +510,15 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _any
 
     def _control(self, proxy: FaultProxy, body: bytes) -> None:
+        with proxy._lock:
+            proxy._answering_control.add(self.connection)
+        try:
+            self._answer_control(proxy, body)
+        finally:
+            with proxy._lock:
+                proxy._answering_control.discard(self.connection)
+
+    def _answer_control(self, proxy: FaultProxy, body: bytes) -> None:
         status = 200
         if self.command == "GET":
             answer: Dict[str, Any] = proxy.state()

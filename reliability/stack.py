@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -17,11 +18,12 @@ from typing import Any, Dict, List, Optional
 
 from devserver.db import client
 from devserver.db_process import free_port
-from devserver.stack import Child, drain, read_values, start, stop
+from devserver.stack import Child, drain, read_values, start
 
 REGION = "us-east-1"  # moto stamps every stream record with us-east-1: all parts use it
 LOGIC = "tests.counting_logic:handle"
 HOST = "127.0.0.1"
+STOP_WITHIN_S = 5.0
 
 
 class LocalStack:
@@ -85,7 +87,19 @@ class LocalStack:
         self._await_runner()
 
     def close(self) -> None:
-        stop([c for c in (self.runner, self.api, self.proxy, self.db) if c is not None])
+        """SIGTERM to every part at once (the runner first), then wait: a scenario's checks are
+        done by now, so nothing depends on the order they go in; leftovers are killed."""
+        children = [c for c in (self.runner, self.api, self.proxy, self.db) if c is not None]
+        for child in children:
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_WITHIN_S
+        for child in children:
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
         self.runner = self.api = self.proxy = self.db = None
 
     # --- the parts -----------------------------------------------------------------------------------
