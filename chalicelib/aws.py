@@ -6,12 +6,12 @@ from typing import Any
 from chalicelib.config import Settings
 
 
-def dynamodb_client(settings: Settings) -> Any:
+def _client(service: str, settings: Settings, **config: Any) -> Any:
     import boto3
     from botocore.config import Config
 
     return boto3.client(
-        "dynamodb",
+        service,
         endpoint_url=settings.dynamodb_endpoint_url,
         config=Config(
             # Three tries in all (standard mode backs off ~1 s, then ~2 s): a write-back that is
@@ -20,24 +20,16 @@ def dynamodb_client(settings: Settings) -> Any:
             retries={"mode": "standard", "total_max_attempts": 3},
             connect_timeout=2,
             read_timeout=5,
-            max_pool_connections=settings.max_concurrency + 2,
+            **config,
         ),
     )
+
+
+def dynamodb_client(settings: Settings) -> Any:
+    return _client("dynamodb", settings, max_pool_connections=settings.max_concurrency + 2)
 
 
 def streams_client(settings: Settings) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "dynamodbstreams",
-        endpoint_url=settings.dynamodb_endpoint_url,
-        config=Config(
-            retries={"mode": "standard", "total_max_attempts": 3},
-            connect_timeout=2,
-            read_timeout=5,
-            # Recent botocore derives an account-scoped host from the stream ARN; the classic
-            # regional endpoint serves the same API and is what local endpoints emulate.
-            account_id_endpoint_mode="disabled",
-        ),
-    )
+    # Recent botocore derives an account-scoped host from the stream ARN; the classic regional
+    # endpoint serves the same API and is what local endpoints emulate.
+    return _client("dynamodbstreams", settings, account_id_endpoint_mode="disabled")
