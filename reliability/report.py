@@ -47,7 +47,9 @@ def describe(result: Result) -> str:
         f"({result.runtime_s:.0f} s; state and logs in {result.state})",
         f"  load     {result.load}",
         f"  faults   {result.faults}",
-        f"  answers  {answers}  ({f.accepted} of {f.sent} requests accepted)",
+        f"  answers  {answers}  ({f.accepted} of {f.sent} requests accepted"
+        + (f"; {len(f.stored_unconfirmed)} more stored after a 'may or may not be stored' answer"
+           if f.stored_unconfirmed else "") + ")",
         f"  found    lost {len(f.lost)}, stuck {len(f.stuck)}, wrong outcome {len(f.wrong_outcome)}, "
         f"duplicated {len(f.duplicated)} ({f.extra_runs} extra runs), stored without 2xx "
         f"{len(f.stored_without_2xx)}, ran without 2xx {len(f.ran_without_2xx)}, never ran {len(f.never_ran)}, "
@@ -83,8 +85,8 @@ def table_row(result: Result) -> str:
         ("ran without 2xx", f.ran_without_2xx), ("never ran", f.never_ran), ("disallowed answers", f.bad_answers),
         ("unexplained duplicates", result.unexplained_duplicates), ("harness errors", result.errors)] if values]
     if f.latencies_ms:
-        other.append(f"PUT->terminal p99 {percentile(f.latencies_ms, 0.99) / 1000:.1f} s, "
-                     f"max {max(f.latencies_ms) / 1000:.1f} s")
+        other.append(f"{'healthy ' if f.poison_runs else ''}PUT->terminal p99 "
+                     f"{percentile(f.latencies_ms, 0.99) / 1000:.1f} s, max {max(f.latencies_ms) / 1000:.1f} s")
     other += result.table_notes
     verdict = "pass" if result.ok else "**FAIL**"
     return (f"| {result.scenario} | {result.backend} | {result.load} | {result.faults} | {f.accepted:,} | "

@@ -4,9 +4,10 @@ A DynamoDB stream's sequence numbers increase within a shard, and the local runn
 reader that resumes "after sequence number N") skips a record whose number is not above the
 last one it read. moto 5.2.5 breaks the rule under concurrent writes: `StreamShard.add` computes
 `len(items) + start` and appends in two steps without a lock, so two records can get the same
-number, or a later record a lower one. The runner then never delivers that record; if it is an
-INSERT, its request stays PENDING until the reconciler re-drives it. This check names them, so a
-re-drive can be attributed to the emulator rather than to storefirst.
+number, or a later record a lower one; the runner then never delivers it, and an INSERT among
+them leaves its request PENDING (this suite's first 10,000-request run on moto stranded 3 that
+way). devserver/moto_server.py now runs moto's DynamoDB calls one at a time; this check keeps
+verifying, on both backends, that no record of the run was numbered out of order.
 """
 from __future__ import annotations
 

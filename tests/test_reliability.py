@@ -34,41 +34,42 @@ def passed(result: Result) -> Result:
 
 # --- the scenarios, small ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["moto", "dynamodb-local"])
-def test_load_every_request_is_stored_finished_as_dictated_and_run_once(backend, tmp_path):
-    result = passed(load.run(backend, 300, SEED, tmp_path))
+# moto finishes ~40 requests a second end to end, DynamoDB Local several times that.
+@pytest.mark.parametrize("backend, size", [("moto", 150), ("dynamodb-local", 300)])
+def test_load_every_request_is_stored_finished_as_dictated_and_run_once(backend, size, tmp_path):
+    result = passed(load.run(backend, size, SEED, tmp_path))
 
     f = result.findings
-    assert (f.accepted, f.answers, f.extra_runs) == (300, Counter({202: 300}), 0)
-    assert len(f.latencies_ms) == 300 and f.stream_records >= 300
+    assert (f.accepted, f.answers, f.extra_runs) == (size, Counter({202: size}), 0)
+    assert len(f.latencies_ms) == size and f.stream_records == 2 * size  # each INSERT and its write-back
 
 
 def test_crashes_lose_nothing_and_every_duplicate_is_explained_by_a_kill(tmp_path):
-    result = passed(crashes.run("moto", 200, SEED, tmp_path, kills=3))
+    result = passed(crashes.run("moto", 150, SEED, tmp_path, kills=3))
 
-    assert result.findings.accepted == 200
+    assert result.findings.accepted == 150
     assert result.facts["kills"].startswith("after runs [")
-    assert read_runs(tmp_path / "runs.txt").total() == 200 + result.findings.extra_runs
+    assert read_runs(tmp_path / "runs.txt").total() == 150 + result.findings.extra_runs
     assert (tmp_path / "runs.txt").read_bytes().count(crashes.MARKER) == 3
 
 
 def test_throttling_gives_429s_that_store_nothing_and_write_backs_that_land(tmp_path):
-    result = passed(throttle.run("moto", 150, SEED, tmp_path))
+    result = passed(throttle.run("moto", 100, SEED, tmp_path))
 
     f = result.findings
-    assert f.answers[429] > 0 and f.accepted > 120  # five tries get nearly all through
+    assert f.answers[429] > 0 and f.accepted > 80  # five tries get nearly all through
     assert "PutItem" in result.faults and "UpdateItem" in result.faults
 
 
 def test_an_outage_gives_503s_that_store_nothing_and_the_runner_recovers(tmp_path):
-    result = passed(outage.run("moto", 200, SEED, tmp_path, send_s=6.0, down_s=1.5))
+    result = passed(outage.run("moto", 150, SEED, tmp_path, send_s=5.0, down_s=1.0))
 
     assert result.findings.answers[503] > 0
     assert "503 at" in result.faults and "refuse at" in result.faults
 
 
 def test_a_poison_request_fails_after_its_retries_and_the_rest_finish(tmp_path):
-    result = passed(poison.run("moto", 100, SEED, tmp_path, rate=20.0))
+    result = passed(poison.run("moto", 100, SEED, tmp_path, rate=50.0))
 
     f = result.findings
     assert f.poison_runs == [11] and len(f.latencies_ms) == 99
@@ -76,9 +77,9 @@ def test_a_poison_request_fails_after_its_retries_and_the_rest_finish(tmp_path):
 
 # --- the checks, on made-up answers ----------------------------------------------------------------
 
-def sent(key: str, *statuses: int, expect: str = "SUCCEEDED", poison: bool = False) -> Sent:
+def sent(key: str, *statuses: int, expect: str = "SUCCEEDED", poison: bool = False, detail: str = "") -> Sent:
     planned = Planned(key, b"{}", expect, None if expect == "SUCCEEDED" else "RejectedRequest", poison=poison)
-    return Sent(planned, [Attempt(status, 1.0, 1.0) for status in statuses])
+    return Sent(planned, [Attempt(status, 1.0, 1.0, detail) for status in statuses])
 
 
 def item(status: str = "SUCCEEDED", error: str = "") -> Item:
@@ -95,21 +96,27 @@ def test_the_plan_is_seeded_and_each_request_knows_its_end_state():
 
 
 def test_check_finds_every_kind_of_violation():
+    maybe = "storage unreachable; the request may or may not be stored: retry with the same Idempotency-Key"
     answers: List[Sent] = [
         sent("ok", 202), sent("lost", 202), sent("stuck", 202), sent("wrong", 202),
-        sent("phantom", 429, 409), sent("refused", 503, 503), sent("unknown", 0), sent("twice", 202),
+        sent("phantom", 429, 409), sent("refused", 503, 503), sent("twice", 202),
+        sent("no-answer", 0), sent("maybe-409", 503, 409, detail=maybe), sent("maybe-pending", 503, detail=maybe),
     ]
     items = {"ok": item(), "stuck": item("PENDING"), "wrong": item("FAILED", "RejectedRequest"),
-             "phantom": item(), "unknown": item(), "twice": item()}
-    runs = Counter({"ok": 1, "wrong": 1, "phantom": 1, "twice": 2, "refused": 1})
+             "phantom": item(), "twice": item(), "no-answer": item(), "maybe-409": item(),
+             "maybe-pending": item("PENDING")}
+    runs = Counter({"ok": 1, "wrong": 1, "phantom": 1, "twice": 2, "refused": 1, "no-answer": 1, "maybe-409": 1})
 
     found = check(answers, items, runs, allowed={429, 503})
 
-    assert (found.lost, found.stuck, found.wrong_outcome[0][:5]) == (["lost"], ["stuck"], "wrong")
+    assert (found.lost, found.wrong_outcome[0][:5]) == (["lost"], "wrong")
+    # A request stored after an answer that said it might be must still finish.
+    assert found.stuck == ["stuck", "maybe-pending"]
     assert found.stored_without_2xx == ["phantom"]  # its 409 proves the 429 had stored it
     assert found.ran_without_2xx == ["phantom", "refused"]
-    assert found.bad_answers == ["phantom: 409 ", "unknown: 0 "]  # no answer is not allowed either
-    assert (found.extra_runs, found.duplicated) == (1, ["twice"])
+    assert found.bad_answers == ["phantom: 409 ", "no-answer: 0 "]  # a 409 after "may be stored" is fine
+    assert found.stored_unconfirmed == ["no-answer", "maybe-pending"]
+    assert (found.accepted, found.extra_runs, found.duplicated) == (6, 1, ["twice"])
     assert not found.ok(duplicates_allowed=True)
 
 

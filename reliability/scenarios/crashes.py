@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from reliability.common import dead_parts, settle_and_check
 from reliability.load import Sender, plan
@@ -91,7 +91,8 @@ def _append_marker(path: Path, k: int) -> None:
 
 def unexplained_duplicates(runs_file: Path, duplicated: List[str]) -> List[str]:
     """Duplicated ids whose consecutive runs are not separated by a kill marker."""
-    wanted, last_epoch, bad = set(duplicated), {}, []
+    wanted, bad = set(duplicated), []
+    last_epoch: Dict[str, int] = {}  # id -> how many kills had happened at its latest run
     epoch = 0
     with runs_file.open("rb") as handle:
         for line in handle:

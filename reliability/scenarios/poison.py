@@ -65,5 +65,5 @@ def run(backend: str, size: int, seed: int, state: Path, rate: float = RATE) -> 
                          f"{counters.get('batches_sent_to_failure', 0)} batches to the failure queue "
                          f"({counters.get('records_sent_to_failure', 0)} records); failure consumer deleted "
                          f"{queue.get('deleted', 0)} messages"},
-        table_notes=[f"(healthy requests); each poison request FAILED (RetriesExhausted) after {runs_expected} runs, "
+        table_notes=[f"each poison request FAILED (RetriesExhausted) after {runs_expected} runs, "
                      f"at most {max(poison, default=0) / 1000:.1f} s after its PUT"])
