@@ -90,14 +90,20 @@ class StreamProcessor:
         return [pair for future in futures for pair in future.result()]
 
     def _run_in_order(self, group: List[NewRequest], states: Mapping[str, ItemState]) -> List[Tuple[NewRequest, Outcome]]:
-        """After one record of an id must be retried, the later records of that id are
+        """One run per id per batch. The status read is the item's current state, so the first
+        record of an id acts for all of its records: after it finishes, the later ones are
+        skipped (running again would repeat the side effects); after it must be retried, they are
         deferred (redelivered unprocessed), so they keep their stream order."""
         done: List[Tuple[NewRequest, Outcome]] = []
         for request in group:
-            if done and done[-1][1].kind in _REDELIVER:
+            if not done:
+                done.append((request, self._run_one(request, states.get(request.request_id))))
+            elif done[-1][1].kind in _REDELIVER:
                 done.append((request, Outcome(DEFERRED)))
             else:
-                done.append((request, self._run_one(request, states.get(request.request_id))))
+                logger.info("already handled in this batch; not run again",
+                            extra={"request_id": request.request_id, "sequence_number": request.sequence_number})
+                done.append((request, Outcome(SKIPPED)))
         return done
 
     def _run_one(self, request: NewRequest, state: Optional[ItemState]) -> Outcome:

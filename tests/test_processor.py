@@ -370,3 +370,15 @@ def test_a_body_nested_deeper_than_python_parses_fails_alone(lambda_client, dyna
     assert invoke(lambda_client, events.event(*records)) == {"batchItemFailures": []}
     assert item(dynamodb, "deep")["error"]["M"]["message"] == {"S": "the request nests too deeply to parse"}
     assert item(dynamodb, "ok")["status"] == {"S": "SUCCEEDED"}
+
+
+def test_two_admitted_records_of_one_id_in_a_batch_run_the_logic_once(lambda_client, dynamodb, events):
+    # e.g. an INSERT and the reconciler's re-drive of the same request land in one batch
+    logic = CountingLogic()
+    install(dynamodb, logic)
+    pending = {**put(dynamodb, "r1", ORDER), "redriven": {"BOOL": False}}
+    records = [events.insert(pending), events.modify(pending, {**pending, "redriven": {"BOOL": True}})]
+
+    assert invoke(lambda_client, events.event(*records)) == {"batchItemFailures": []}
+    assert len(logic.calls) == 1
+    assert item(dynamodb, "r1")["status"] == {"S": "SUCCEEDED"}
