@@ -43,14 +43,17 @@ def start(name: str, argv: List[str], log_dir: Path, env: Optional[Dict[str, str
     return Child(name, process, log)
 
 
-def drain(child: Child) -> None:
+def drain(child: Child) -> threading.Thread:
     """After start-up, copy what the child prints (the processor's JSON logs) into its log file,
-    so a full pipe never blocks it."""
+    so a full pipe never blocks it. Join the thread to know the log is complete after an exit."""
     def copy() -> None:
         assert child.process.stdout is not None
         for line in child.process.stdout:
             child.log.write(line)
-    threading.Thread(target=copy, name=f"drain-{child.name}", daemon=True).start()
+        child.log.flush()
+    thread = threading.Thread(target=copy, name=f"drain-{child.name}", daemon=True)
+    thread.start()
+    return thread
 
 
 def _interrupt(signum: int, frame: object) -> None:

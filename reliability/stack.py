@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -28,7 +29,7 @@ STOP_WITHIN_S = 5.0
 
 class LocalStack:
     """db (+ optional fault proxy) + api + runner. Use as a context manager: everything it started
-    is stopped on exit, the runner first (as devserver.stack does)."""
+    is stopped on exit, and its logs are complete once the `with` block is left."""
 
     def __init__(self, backend: str, state: Path, *, faults: bool = False,
                  runner_env: Optional[Dict[str, str]] = None, fault_seed: int = 1) -> None:
@@ -49,6 +50,7 @@ class LocalStack:
         self.faults_url = ""
         self.api_url = ""
         self.runner_starts = 0
+        self._drains: List[threading.Thread] = []
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -72,22 +74,22 @@ class LocalStack:
             db_argv += ["--sqs-port", str(free_port())]
         self.db = start("db", db_argv, self.logs)
         self.values = read_values(self.db, "#", timeout=90)
-        drain(self.db)
+        self._drain(self.db)
         if self.with_faults:
             self.proxy = start("faults", ["faults", "--upstream", self.ddb_url, "--host", HOST,
                                           "--port", str(free_port()), "--seed", str(self.fault_seed)], self.logs)
             self.faults_url = read_values(self.proxy, "FAULTS_URL")["FAULTS_URL"]
-            drain(self.proxy)
+            self._drain(self.proxy)
         port = free_port()
         # The API and the runner start side by side: each spends ~1.5 s importing.
         self.api = start("api", ["api", *self._part_args(), "--host", HOST, "--port", str(port)], self.logs)
         self._spawn_runner()
         self.api_url = read_values(self.api, "API_URL", timeout=60)["API_URL"]
-        drain(self.api)
+        self._drain(self.api)
         self._await_runner()
 
     def close(self) -> None:
-        """SIGTERM to every part at once (the runner first), then wait: a scenario's checks are
+        """SIGTERM to every part at once (the runner first), then wait: the checks of the data are
         done by now, so nothing depends on the order they go in; leftovers are killed."""
         children = [c for c in (self.runner, self.api, self.proxy, self.db) if c is not None]
         for child in children:
@@ -100,7 +102,14 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 child.process.kill()
                 child.process.wait()
+        # The checks read the logs: wait until the last lines a part wrote (its print()s are
+        # block-buffered into the pipe until it exits) are copied.
+        for thread in self._drains:
+            thread.join(max(0.1, deadline + 5 - time.monotonic()))
         self.runner = self.api = self.proxy = self.db = None
+
+    def _drain(self, child: Child) -> None:
+        self._drains.append(drain(child))
 
     # --- the parts -----------------------------------------------------------------------------------
 
@@ -135,7 +144,7 @@ class LocalStack:
     def _await_runner(self) -> None:
         assert self.runner is not None
         read_values(self.runner, "RUNNER_CHECKPOINT", timeout=60)
-        drain(self.runner)
+        self._drain(self.runner)
         self.runner_starts += 1
 
     def kill_runner(self) -> None:

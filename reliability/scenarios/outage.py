@@ -86,8 +86,11 @@ def run(backend: str, size: int, seed: int, state: Path, send_s: float = SEND_S,
                "dupes": f"{findings.extra_runs} extra runs; write-backs given up: {len(gave_up)}"},
         table_notes=[f"{findings.answers.get(503, 0)} answers 503, {never} request(s) never stored (no item)",
                      f"duplicates: {len(gave_up)} write-backs failed past botocore's retries"]
-        + ([f"{len(maybe)} stored without a 202 after a 503 'may or may not be stored' (all in flight at the "
-            f"cut: {len(at_cut) == len(maybe)}; {confirmed} confirmed by a 409 on retry)"] if maybe else []))
+        + ([f"{len(maybe)} stored after a 503 'may or may not be stored' ("
+            + ("every one in flight when connections were cut" if not elsewhere
+               else f"{len(elsewhere)} NOT in flight at a cut")
+            + (f", {confirmed} confirmed by a 409 on retry" if confirmed else "") + "), all finished"]
+           if maybe else []))
 
 
 def cut_in_flight(attempt: Attempt, cuts: List[float]) -> bool:
