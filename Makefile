@@ -47,13 +47,15 @@ reliability: $(VENV)/.installed node_modules/.installed
 	$(PY) -m reliability $(or $(ARGS),all --backend both)
 
 # chalice package merges infra/template.yaml (plus the stage's AUTH_MODE on the PUT route:
-# infra/merge_stage.py) into its SAM template; SAM is then translated offline and both are
-# linted (spec §7: only the translated template shows ESM mistakes).
+# infra/merge_stage.py) into its SAM template; bytecode is added to its zip (Lambda cannot cache
+# any: infra/precompile.py); SAM is then translated offline and both are linted (spec §7: only
+# the translated template shows ESM mistakes).
 package: $(VENV)/.installed
 	rm -rf $(PACKAGE_DIR)
 	$(PY) infra/merge_stage.py --stage $(STAGE) build/merge-$(STAGE).yaml
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
 		--merge-template build/merge-$(STAGE).yaml $(PACKAGE_DIR)
+	$(PY) infra/precompile.py $(PACKAGE_DIR)/deployment.zip $(PACKAGE_DIR)/sam.yaml
 	$(PY) infra/translate.py $(PACKAGE_DIR)/sam.yaml $(PACKAGE_DIR)/cloudformation.json
 	$(VENV)/bin/cfn-lint $(PACKAGE_DIR)/sam.yaml $(PACKAGE_DIR)/cloudformation.json
 

@@ -16,6 +16,7 @@ from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "infra"))
 from merge_stage import write_stage_template  # noqa: E402
+from precompile import add_bytecode, runtime_of  # noqa: E402
 from translate import translate  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -23,7 +24,7 @@ BIN = Path(sys.executable).parent
 
 def package_stage(work: Path, stage: str, project_dir: Path = ROOT) -> Dict[str, Any]:
     """What `make package STAGE=<stage>` builds: the stage's merge template (infra/merge_stage.py),
-    `chalice package` with it, then SAM translated offline."""
+    `chalice package` with it, bytecode in its zip, then SAM translated offline."""
     merge_template, out = work / f"merge-{stage}.yaml", work / "package"
     write_stage_template(stage, merge_template, project_dir, project_dir / "infra" / "template.yaml",
                          project_dir / "infra" / "auth.yaml")
@@ -32,6 +33,7 @@ def package_stage(work: Path, stage: str, project_dir: Path = ROOT) -> Dict[str,
         [str(BIN / "chalice"), "package", "--stage", stage, "--merge-template", str(merge_template), str(out)],
         cwd=project_dir, env=env, check=True, capture_output=True,
     )
+    add_bytecode(out / "deployment.zip", runtime_of((out / "sam.yaml").read_text()))
     sam = yaml.safe_load((out / "sam.yaml").read_text())
     cloudformation = translate(sam)
     (out / "cloudformation.json").write_text(json.dumps(cloudformation))
@@ -241,3 +243,32 @@ def test_the_deployment_zip_holds_only_our_code(packaged):
 
     assert "app.py" in names and "chalicelib/processor.py" in names
     assert not [n for n in names if n.startswith(("boto3/", "botocore/", "aws_lambda_powertools/", "devserver/", "tests/", "ops/", "bench/"))]
+
+
+def test_the_zip_ships_bytecode_that_python_loads_without_compiling(packaged, tmp_path):
+    import zipfile
+
+    zipfile.ZipFile(packaged["dir"] / "deployment.zip").extractall(tmp_path)
+    # The pycs are unchecked: Python does not compare them with their sources. A source edited
+    # after packaging is therefore not what runs, which proves the shipped bytecode is.
+    errors = tmp_path / "chalicelib" / "errors.py"
+    errors.write_text(errors.read_text() + "\nEDITED_AFTER_PACKAGING = True\n")
+    probe = "import app, chalicelib.errors as e; print(hasattr(e, 'EDITED_AFTER_PACKAGING'))"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1"}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {probe}"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+
+    assert out.stdout.strip() == "False"
+    names = zipfile.ZipFile(packaged["dir"] / "deployment.zip").namelist()
+    sources = [n for n in names if n.endswith(".py")]
+    assert len([n for n in names if n.endswith(".pyc")]) == len(sources) > 0
+
+
+def test_bytecode_for_another_python_than_the_functions_run_is_refused(packaged, tmp_path):
+    other = "3.99"
+
+    with pytest.raises(ValueError, match=rf"run python{other} but this is python3\."):
+        add_bytecode(packaged["dir"] / "deployment.zip", other)
+    with pytest.raises(ValueError, match="expected one python runtime"):
+        runtime_of("Runtime: python3.11\nRuntime: python3.12\n")
