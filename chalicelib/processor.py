@@ -4,8 +4,8 @@ For a batch of stream records it
 1. keeps the records that bring a request into PENDING (records.new_request);
 2. reads the current status of those items in one consistent BatchGetItem, so a redelivered
    record whose item already finished does not run the business logic again;
-3. runs the business logic and writes the outcome back (conditional on PENDING) in a bounded
-   thread pool, records of the same id one after another in stream order;
+3. runs the business logic once per id, for the id's latest record, and writes the outcome
+   back (conditional on PENDING) in a bounded thread pool;
 4. answers Lambda with a partial batch response: the sequence numbers to retry from
    (esm §3: Lambda checkpoints before the lowest one and redelivers everything after it).
 """
@@ -86,25 +86,23 @@ class StreamProcessor:
         by_id: Dict[str, List[NewRequest]] = {}
         for request in requests:
             by_id.setdefault(request.request_id, []).append(request)
-        futures = [self._executor.submit(self._run_in_order, group, states) for group in by_id.values()]
+        futures = [self._executor.submit(self._run_once, group, states) for group in by_id.values()]
         return [pair for future in futures for pair in future.result()]
 
-    def _run_in_order(self, group: List[NewRequest], states: Mapping[str, ItemState]) -> List[Tuple[NewRequest, Outcome]]:
-        """One run per id per batch. The status read is the item's current state, so the first
-        record of an id acts for all of its records: after it finishes, the later ones are
-        skipped (running again would repeat the side effects); after it must be retried, they are
-        deferred (redelivered unprocessed), so they keep their stream order."""
-        done: List[Tuple[NewRequest, Outcome]] = []
-        for request in group:
-            if not done:
-                done.append((request, self._run_one(request, states.get(request.request_id))))
-            elif done[-1][1].kind in _REDELIVER:
-                done.append((request, Outcome(DEFERRED)))
-            else:
-                logger.info("already handled in this batch; not run again",
-                            extra={"request_id": request.request_id, "sequence_number": request.sequence_number})
-                done.append((request, Outcome(SKIPPED)))
-        return done
+    def _run_once(self, group: List[NewRequest], states: Mapping[str, ItemState]) -> List[Tuple[NewRequest, Outcome]]:
+        """One run per id per batch, by the id's latest record: the status read is the item's
+        current state and the latest record carries its current image, so it acts for all of
+        them. The earlier ones are skipped (running them too would repeat the side effects) or,
+        when the run must be retried, deferred with it, so the id's records are redelivered
+        together, in stream order."""
+        *earlier, latest = group
+        outcome = self._run_one(latest, states.get(latest.request_id))
+        if outcome.kind in _REDELIVER:
+            return [(request, Outcome(DEFERRED)) for request in earlier] + [(latest, outcome)]
+        for request in earlier:
+            logger.info("superseded by a later record of this id in the batch; not run",
+                        extra={"request_id": request.request_id, "sequence_number": request.sequence_number})
+        return [(request, Outcome(SKIPPED)) for request in earlier] + [(latest, outcome)]
 
     def _run_one(self, request: NewRequest, state: Optional[ItemState]) -> Outcome:
         log = {"request_id": request.request_id, "sequence_number": request.sequence_number}
@@ -113,6 +111,12 @@ class StreamProcessor:
             return Outcome(SKIPPED)
         if state.status != PENDING:
             logger.info("already finished; not run again", extra={**log, "status": state.status})
+            return Outcome(SKIPPED)
+        if None not in (state.created_at_ms, request.created_at_ms) and state.created_at_ms != request.created_at_ms:
+            # A redelivered record of an earlier request whose item expired and whose id was
+            # stored again: running it would finish the new request with the old one's result.
+            logger.info("record of an earlier request with this id; skipped",
+                        extra={**log, "created_at_ms": request.created_at_ms, "item_created_at_ms": state.created_at_ms})
             return Outcome(SKIPPED)
         now = self._now()
         now_ms = int(now * 1000)
@@ -184,7 +188,7 @@ class StreamProcessor:
 
 
 # What happened to one request in a batch. RETRY ran and must run again; DEFERRED did not run
-# because an earlier record of its id must run again first; both are redelivered by Lambda.
+# because its id's run (by a later record of the id) must run again; both are redelivered by Lambda.
 RAN_OK, RAN_FAILED, RETRY, DEFERRED, SKIPPED = "succeeded", "failed", "retry", "deferred", "skipped"
 _REDELIVER = frozenset({RETRY, DEFERRED})
 

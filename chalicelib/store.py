@@ -60,7 +60,7 @@ ERROR_CLASSES: Mapping[str, Type[StoreError]] = {
     "ValidationException": StoreMisconfigured,
 }
 
-_STATUS_PROJECTION = "id, #s"
+_STATUS_PROJECTION = "id, #s, createdAt"
 STATUS_INDEX = "open-by-status"
 _BATCH_GET_LIMIT = 100
 
@@ -69,6 +69,8 @@ _BATCH_GET_LIMIT = 100
 class ItemState:
     request_id: str
     status: str
+    # Which request holds the id: after a TTL delete the same Idempotency-Key can be stored again.
+    created_at_ms: Optional[int] = None
 
 
 def map_error(exc: Exception) -> StoreError:
@@ -110,12 +112,14 @@ class RequestStore:
         self._unprocessed_retries = unprocessed_retries
 
     def current_states(self, request_ids: Iterable[str]) -> Dict[str, ItemState]:
-        """Consistent status of each id that exists; one BatchGetItem per 100 ids."""
+        """Consistent status (and creation time) of each id that exists; one BatchGetItem per 100 ids."""
         ids = list(dict.fromkeys(request_ids))
         states: Dict[str, ItemState] = {}
         for start in range(0, len(ids), _BATCH_GET_LIMIT):
             for item in self._batch_get(ids[start:start + _BATCH_GET_LIMIT]):
-                state = ItemState(request_id=item["id"]["S"], status=item.get("status", {}).get("S", ""))
+                created = item.get("createdAt", {}).get("N")
+                state = ItemState(request_id=item["id"]["S"], status=item.get("status", {}).get("S", ""),
+                                  created_at_ms=int(created) if created and created.isdigit() else None)
                 states[state.request_id] = state
         return states
 

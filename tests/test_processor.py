@@ -382,3 +382,23 @@ def test_two_admitted_records_of_one_id_in_a_batch_run_the_logic_once(lambda_cli
     assert invoke(lambda_client, events.event(*records)) == {"batchItemFailures": []}
     assert len(logic.calls) == 1
     assert item(dynamodb, "r1")["status"] == {"S": "SUCCEEDED"}
+
+
+def test_a_redelivered_record_of_an_expired_request_does_not_run_for_the_new_one_with_its_id(
+        lambda_client, dynamodb, events):
+    # The first request with this Idempotency-Key succeeded and expired (TTL); the key was then
+    # stored again. An old INSERT redelivered now must not finish the new request.
+    logic = CountingLogic()
+    install(dynamodb, logic)
+    dynamodb.put_item(TableName=TABLE, Item=pending_item("key-1", ORDER, created_at_ms=2_000))
+    earlier = pending_item("key-1", UNKNOWN_DISH, created_at_ms=1_000)
+
+    assert invoke(lambda_client, events.event(events.insert(earlier))) == {"batchItemFailures": []}
+    assert logic.calls == []
+    assert item(dynamodb, "key-1")["status"] == {"S": "PENDING"}
+
+    current = pending_item("key-1", ORDER, created_at_ms=2_000)
+    both = events.event(events.insert(earlier), events.insert(current))
+    assert invoke(lambda_client, both) == {"batchItemFailures": []}
+    assert logic.calls == [ORDER]
+    assert item(dynamodb, "key-1")["status"] == {"S": "SUCCEEDED"}
