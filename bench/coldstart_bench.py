@@ -1,10 +1,11 @@
 """Cold start and package size (issue item 6).
 
-Import time is measured in fresh interpreters over the code exactly as Lambda gets it: the zip
-from `chalice package` with the bytecode `make package` adds (infra/precompile.py), unpacked, first on sys.path (so its small `chalice` runtime shadows the
-full one installed for development), with boto3 and Powertools from the venv standing in for
-the Lambda runtime and the Powertools layer. Lambda's init pays `import app`; the figure is
-that minus `import boto3` (imported first, in the same interpreter), taken at the median.
+Import time is measured in fresh interpreters over the code exactly as Lambda gets it: the
+zip that `make package` builds (`chalice package`, plus the bytecode infra/precompile.py adds),
+unpacked, first on sys.path (so its small `chalice` runtime shadows the full one installed for
+development), with boto3 and Powertools from the venv standing in for the Lambda runtime and the
+Powertools layer. Lambda's init pays `import app`; the figure is that minus `import boto3`
+(imported first, in the same interpreter), taken at the median.
 """
 from __future__ import annotations
 

@@ -50,7 +50,6 @@ def drain(child: Child) -> threading.Thread:
         assert child.process.stdout is not None
         for line in child.process.stdout:
             child.log.write(line)
-        child.log.flush()
     thread = threading.Thread(target=copy, name=f"drain-{child.name}", daemon=True)
     thread.start()
     return thread

@@ -11,7 +11,6 @@ Usage: python infra/precompile.py build/package/deployment.zip build/package/sam
 """
 from __future__ import annotations
 
-import importlib.util
 import py_compile
 import re
 import sys
@@ -42,15 +41,24 @@ def add_bytecode(deployment_zip: Path, runtime: str) -> int:
         added = 0
         with zipfile.ZipFile(deployment_zip) as source, \
                 zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as target:
+            present = set(source.namelist())
             for entry in source.infolist():
                 data = source.read(entry)
                 target.writestr(entry, data)
-                if entry.filename.endswith(".py"):
-                    target.writestr(_like(entry, importlib.util.cache_from_source(entry.filename)),
-                                    _bytecode(entry.filename, data, Path(work)))
+                cached = _cache_name(entry.filename)
+                if entry.filename.endswith(".py") and cached not in present:
+                    target.writestr(_like(entry, cached), _bytecode(entry.filename, data, Path(work)))
                     added += 1
         rewritten.replace(deployment_zip)
     return added
+
+
+def _cache_name(source: str) -> str:
+    """Where the runtime looks for a module's bytecode. Not importlib's cache_from_source: that
+    follows this interpreter's -O and PYTHONPYCACHEPREFIX, which Lambda's does not share."""
+    folder, _, name = source.rpartition("/")
+    pyc = f"__pycache__/{name[:-len('.py')]}.{sys.implementation.cache_tag}.pyc"
+    return f"{folder}/{pyc}" if folder else pyc
 
 
 def _bytecode(name: str, source: bytes, work: Path) -> bytes:
@@ -58,7 +66,7 @@ def _bytecode(name: str, source: bytes, work: Path) -> bytes:
     py.parent.mkdir(parents=True, exist_ok=True)
     py.write_bytes(source)
     pyc = work / "pyc"
-    py_compile.compile(str(py), cfile=str(pyc), dfile=name, doraise=True,
+    py_compile.compile(str(py), cfile=str(pyc), dfile=name, doraise=True, optimize=0,
                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     return pyc.read_bytes()
 

@@ -265,6 +265,19 @@ def test_the_zip_ships_bytecode_that_python_loads_without_compiling(packaged, tm
     assert len([n for n in names if n.endswith(".pyc")]) == len(sources) > 0
 
 
+def test_bytecode_is_added_once_to_a_zip_that_already_has_it(packaged, tmp_path):
+    import shutil
+    import zipfile
+
+    again = tmp_path / "deployment.zip"
+    shutil.copy(packaged["dir"] / "deployment.zip", again)
+
+    assert add_bytecode(again, runtime_of((packaged["dir"] / "sam.yaml").read_text())) == 0
+    names = zipfile.ZipFile(again).namelist()
+    assert len(names) == len(set(names)) == len(zipfile.ZipFile(packaged["dir"] / "deployment.zip").namelist())
+    assert "chalicelib/__pycache__/processor.cpython-%d%d.pyc" % sys.version_info[:2] in names
+
+
 def test_bytecode_for_another_python_than_the_functions_run_is_refused(packaged, tmp_path):
     other = "3.99"
 
