@@ -173,8 +173,8 @@ def serve_runner(argv: Optional[list[str]] = None) -> int:
     others = app_event_sources(app_module.app, sqs=client("sqs", sqs_endpoint, args.region), region=args.region,
                                schedule_every=args.schedule_every)
     stopped = threading.Event()
-    publish_status(lambda: {**runner.status(), **{t.name: t.status() for t in others}},
-                   Path(args.status_file), stopped)
+    publisher = publish_status(lambda: {**runner.status(), **{t.name: t.status() for t in others}},
+                               Path(args.status_file), stopped)
     stop_on_sigterm(runner.stop)
     for thread in others:
         thread.start()
@@ -187,6 +187,8 @@ def serve_runner(argv: Optional[list[str]] = None) -> int:
         stopped.set()
         for thread in others:
             thread.stop()
+        # A periodic write still in progress must not replace the final one.
+        publisher.join()
         write_status(Path(args.status_file), {**runner.status(), "stopped": True})
     return 0
 
