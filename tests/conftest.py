@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 import json
 import logging
+import signal
 from typing import Any, Dict, Iterator, List
 
 import boto3
@@ -17,6 +18,13 @@ from devserver.db_schema import create_table_request
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 TABLE = "storefirst-requests"  # .chalice/config.json's TABLE_NAME, which Chalice's test client sets
+
+
+def ctrl_c_reaches_it() -> None:
+    """preexec_fn for a child whose Ctrl-C handling is tested. A shell that starts the test run as
+    a background job leaves SIGINT ignored, and an ignored signal stays ignored across exec, so the
+    child would never see the Ctrl-C the test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(autouse=True)

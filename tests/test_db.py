@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from devserver.db import (DbProcess, DbStartError, TtlSweeper, client, ensure_queue, ensure_table,
                           free_port, serve_db, start_dynamodb_local, start_moto, stop, tag_ttl_remove)
 from devserver.db_ttl import MAX_TTL_AGE_SECONDS, TTL_USER_IDENTITY
+from tests.conftest import ctrl_c_reaches_it
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE: dict[str, Any] = yaml.safe_load((ROOT / "infra" / "template.yaml").read_text())
@@ -199,7 +200,7 @@ def test_serve_db_runs_until_stopped_and_takes_its_children_along(backend: str, 
     command = [sys.executable, "-m", "devserver.db", "--backend", backend, "--port", str(port),
                "--sqs-port", str(sqs_port), "--in-memory", "--region", REGION, "--log-dir", str(tmp_path)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=ctrl_c_reaches_it)
     try:
         lines = _read_until(process, "# Ctrl-C", timeout=20)
         values = dict(line.split("=", 1) for line in lines if "=" in line)

@@ -19,6 +19,7 @@ import pytest
 from devserver.db import client
 from devserver.db_process import free_port
 from devserver.stack import Child, drain, read_values, start, stop
+from tests.conftest import ctrl_c_reaches_it
 
 ORDER = {"table": 9, "items": [{"dish": "margherita", "qty": 2}, {"dish": "tiramisu", "qty": 2}]}
 HOSTILE = [
@@ -221,7 +222,9 @@ def test_a_runner_killed_mid_stream_resumes_without_losing_or_rerunning(stack):
 
 
 def test_a_stopped_runner_saves_its_checkpoint_and_reports_it(stack):
-    wait_for(lambda: runner_status(stack).get("ready") is True)
+    finished(stack, put(stack, ORDER)[1]["id"])  # so there is a checkpoint to save
+    wait_for(lambda: all(shard["uncommitted"] == 0 and shard["checkpoint"] is not None
+                         for shard in runner_status(stack).get("shards", {}).values()))
     stack.runner.process.send_signal(signal.SIGTERM)
 
     assert stack.runner.process.wait(timeout=2) == 0
@@ -242,7 +245,8 @@ def test_make_runs_stack_starts_reports_status_and_stops_on_ctrl_c_within_2_s(tm
     api_port = free_port()
     stack = subprocess.Popen(
         [sys.executable, "-m", "devserver", "--db-port", str(free_port()), "--api-port", str(api_port),
-         "--state-dir", str(tmp_path)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+         "--state-dir", str(tmp_path)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+        preexec_fn=ctrl_c_reaches_it)
     try:
         lines = []
         assert stack.stdout is not None

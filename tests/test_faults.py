@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 from devserver.db import client
 from devserver.db_process import REPO_ROOT, DbProcess, free_port, start_moto, stop
 from devserver.faults import FaultProxy, Faults, selected, selectors
+from tests.conftest import ctrl_c_reaches_it
 
 REGION = "eu-central-1"
 TABLE = "faults-table"
@@ -370,7 +371,8 @@ def test_the_cli_prints_its_url_and_stops_on_a_signal_within_2_s(moto, sig):
     process = subprocess.Popen(
         [sys.executable, "-m", "devserver", "faults", "--upstream", moto.endpoint_url, "--port", "0",
          "--throttle", "1.0", "--throttle-operations", "PutItem", "--seed", "1"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        preexec_fn=ctrl_c_reaches_it)
     try:
         assert process.stdout is not None
         lines = [process.stdout.readline(), process.stdout.readline()]
