@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Mapping, Optional
 
 PENDING = "PENDING"
 SUCCEEDED = "SUCCEEDED"
@@ -14,3 +15,9 @@ _ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 def is_valid_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None
+
+
+def created_at_ms(item: Mapping[str, Any]) -> Optional[int]:
+    """`createdAt` of a typed item or stream image (the PUT template stamps epoch milliseconds)."""
+    created = (item.get("createdAt") or {}).get("N")
+    return int(created) if isinstance(created, str) and created.isdigit() else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from chalicelib.model import PENDING
+from chalicelib.model import PENDING, created_at_ms
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,11 @@ def new_request(record: Mapping[str, Any]) -> Optional[NewRequest]:
     sequence_number = change.get("SequenceNumber")
     if not request_id or not sequence_number:
         return None
-    created = (new_image.get("createdAt") or {}).get("N")
     return NewRequest(
         sequence_number=str(sequence_number),
         request_id=request_id,
         body=_string(new_image, "request"),
-        created_at_ms=int(created) if created and created.isdigit() else None,
+        created_at_ms=created_at_ms(new_image),
     )
 
 

@@ -24,7 +24,7 @@ from chalicelib.errors import (
     StoreMisconfigured,
     StoreUnavailable,
 )
-from chalicelib.model import FAILED, PENDING, SUCCEEDED
+from chalicelib.model import FAILED, PENDING, SUCCEEDED, created_at_ms
 
 # What each DynamoDB error code means for the caller: every error botocore's DynamoDB model
 # declares, plus the common errors it does not model. tests/test_store.py fails when the model
@@ -117,9 +117,8 @@ class RequestStore:
         states: Dict[str, ItemState] = {}
         for start in range(0, len(ids), _BATCH_GET_LIMIT):
             for item in self._batch_get(ids[start:start + _BATCH_GET_LIMIT]):
-                created = item.get("createdAt", {}).get("N")
                 state = ItemState(request_id=item["id"]["S"], status=item.get("status", {}).get("S", ""),
-                                  created_at_ms=int(created) if created and created.isdigit() else None)
+                                  created_at_ms=created_at_ms(item))
                 states[state.request_id] = state
         return states
 
