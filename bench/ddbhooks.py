@@ -3,7 +3,7 @@
 All of them hang off `client.meta.events`, i.e. they apply to exactly the client handed to
 RequestStore / the gateway transport and to nothing else (no mock.patch, no global state).
 
-Why record and replay: moto spends 5-7 ms of CPU on one UpdateItem (in-process or as a server),
+Why record and replay: moto spends 5-12 ms of CPU on one UpdateItem (in-process or as a server),
 serialised by one GIL, so 100 write-backs against live moto measure moto, not the processor's
 concurrency. Real DynamoDB does that work on its side, in parallel. So each scenario runs once
 against moto (recording every HTTP answer), then again with botocore's `before-send` answering

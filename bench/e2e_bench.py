@@ -6,7 +6,7 @@ One `python -m devserver` stack (moto backend) serves every step:
 - load steps at rising offered rates (Poisson arrivals, `seconds` each), until the stack stops
   keeping up (finishes under 80% of the offered rate); 50 and 200 requests/s are always run
   (the issue's two reference rates). The first step whose p99 is over the limit is reported too:
-  with the runner's 0.25 s idle poll that can happen long before the stack saturates.
+  with the runner's 50 ms idle poll that can happen long before the stack saturates.
 Each step also records the CPU each process of the stack spent per request (/proc), which says
 which one saturates where the curve bends.
 """

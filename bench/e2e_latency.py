@@ -1,8 +1,8 @@
 """End-to-end latency on the local stack: PUT accepted -> SUCCEEDED written, at a fixed rate.
 
 Starts `python -m devserver` (moto backend) on free ports, sends `--count` PUTs paced at
-`--rate` per second, waits until all are finished, and reports percentiles of
-updatedAt - createdAt (both stamped by the stack: the API's request time and the processor's
+`--rate` per second, waits until all are finished (or none finishes for STALL_S), and reports
+percentiles of updatedAt - createdAt (both stamped by the stack: the API's request time and the processor's
 write-back time) and of the client-observed PUT latency.
 
     .venv/bin/python bench/e2e_latency.py --rate 50 --count 300
@@ -22,25 +22,18 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import ORDER as ORDER_BODY, TABLE, percentile  # noqa: E402
 from devserver.db import client  # noqa: E402
 from devserver.db_process import free_port  # noqa: E402
 
-ORDER = json.dumps({"table": 3, "items": [{"dish": "margherita", "qty": 1}]}).encode()
-TABLE = "storefirst-requests"
+ORDER = json.dumps(ORDER_BODY).encode()
 STALL_S = 5.0
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
 def start_stack(backend: str, state: Path) -> Tuple["subprocess.Popen[str]", str, str, float]:
@@ -77,7 +70,7 @@ def put(url: str) -> Tuple[str, float]:
 
 
 def send(url: str, rate: float, count: int, jitter: bool = False) -> Tuple[List[str], List[float], float]:
-    """PUT `count` requests paced at `rate`/s (exponential gaps with jitter: an unsynchronised,
+    """PUT `count` requests paced at `rate`/s: fixed gaps, or with `jitter` exponential ones (a
     Poisson-like arrival, so no request lands at the same phase of the runner's poll).
     Returns ids, client PUT latencies (ms) and the seconds the sending took."""
     ids: List[str] = []

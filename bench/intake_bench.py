@@ -8,15 +8,13 @@ gateway (HTTP server, validation, VTL, its own HTTP call to moto) and nothing el
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from bench.common import ORDER, REGION, ROOT, TABLE, fake_aws_env, process_cpu_seconds
+from bench.common import ORDER, REGION, TABLE, fake_aws_env, median, process_cpu_seconds
 
 LUA = Path(__file__).resolve().parent / "wrk" / "put.lua"
 # moto does not verify signatures, but reads the region and access key from the credential scope.
@@ -66,11 +64,11 @@ def run(seconds: float = 5.0, connections: int = 8, threads: int = 2, rounds: in
         warmup: bool = True) -> Dict[str, Any]:
     """Raw and gateway runs alternate (`rounds` each, after a 1 s warm-up of each), so drift
     in the machine's load or the table's size hits both alike."""
-    if shutil.which("wrk") is None:
-        raise RuntimeError("wrk is not installed (make bench installs it: apt-get install wrk)")
     import yaml
 
     from devserver.db import TEMPLATE, client, ensure_table, free_port, start_moto, stop
+    from devserver.stack import drain, read_values, start
+    from devserver.stack import stop as stop_parts
 
     fake_aws_env()
     with tempfile.TemporaryDirectory() as state:
@@ -78,13 +76,11 @@ def run(seconds: float = 5.0, connections: int = 8, threads: int = 2, rounds: in
         api = None
         try:
             ensure_table(client("dynamodb", moto.endpoint_url, REGION), yaml.safe_load(TEMPLATE.read_text()), TABLE)
-            api = subprocess.Popen(
-                [sys.executable, "-m", "devserver", "api", "--dynamodb-endpoint", moto.endpoint_url,
-                 "--region", REGION, "--table-name", TABLE, "--port", str(free_port()),
-                 "--status-file", str(Path(state) / "status.json")],
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            assert api.stdout is not None
-            api_url = api.stdout.readline().strip().split("=", 1)[1]
+            api = start("api", ["api", "--dynamodb-endpoint", moto.endpoint_url, "--region", REGION,
+                                "--table-name", TABLE, "--port", str(free_port()),
+                                "--status-file", str(Path(state) / "status.json")], Path(state))
+            api_url = read_values(api, "API_URL")["API_URL"]
+            drain(api)
             raw_body, put_body = Path(state) / "raw.json", Path(state) / "put.json"
             raw_body.write_text(gateway_put_item())
             put_body.write_text(json.dumps(ORDER))
@@ -100,22 +96,21 @@ def run(seconds: float = 5.0, connections: int = 8, threads: int = 2, rounds: in
             cpu: Dict[str, float] = {"raw_moto": 0.0, "gateway_moto": 0.0, "gateway_api": 0.0}
             for _ in range(rounds):
                 for name, go in runs.items():
-                    before = process_cpu_seconds(moto.pid), process_cpu_seconds(api.pid)
+                    before = process_cpu_seconds(moto.pid), process_cpu_seconds(api.process.pid)
                     results[name].append(go(seconds))
                     cpu[f"{name}_moto"] += process_cpu_seconds(moto.pid) - before[0]
                     if name == "gateway":
-                        cpu["gateway_api"] += process_cpu_seconds(api.pid) - before[1]
+                        cpu["gateway_api"] += process_cpu_seconds(api.process.pid) - before[1]
         finally:
             if api is not None:
-                api.terminate()
-                api.wait(timeout=10)
+                stop_parts([api])
             stop(moto)
     summary: Dict[str, Any] = {"connections": connections, "threads": threads, "seconds": seconds, "rounds": rounds}
     for name, runs_of in results.items():
         total = sum(r["requests"] for r in runs_of)
         summary[name] = {
             "rps": total / sum(r["duration_us"] / 1e6 for r in runs_of),
-            "p50_ms": sorted(r["p50_us"] for r in runs_of)[len(runs_of) // 2] / 1000,
+            "p50_ms": median([r["p50_us"] for r in runs_of]) / 1000,
             "p99_ms": max(r["p99_us"] for r in runs_of) / 1000,
             "requests": total, "errors": sum(r["errors"] for r in runs_of),
             "moto_cpu_ms_per_request": cpu[f"{name}_moto"] / max(total, 1) * 1000,

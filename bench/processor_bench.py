@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from bench.common import ORDER, REGION, TABLE, fake_aws_env, quiet_stdout
+from bench.common import ORDER, TABLE, fake_aws_env, quiet_stdout, write_backs
 from bench.ddbhooks import CallCounter, Tape, inject_latency
 
 LATENCY_S = 0.005
@@ -32,24 +32,12 @@ class Pass:
     peak_bytes: int = 0
 
 
-# Experiments only, empty in `make bench`: botocore Config options added to the processor's
-# client, e.g. {"parameter_validation": False} to measure that proposal against the default.
-CLIENT_OVERRIDES: Dict[str, Any] = {}
-
-
 def _client() -> Any:
     """The processor's production client (chalicelib/aws.py), so its Config is what is measured."""
     from chalicelib.aws import dynamodb_client
     from chalicelib.config import Settings
 
-    client = dynamodb_client(Settings(table_name=TABLE))
-    if CLIENT_OVERRIDES:
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.client("dynamodb", region_name=REGION, config=client.meta.config.merge(
-            Config(**CLIENT_OVERRIDES)))
-    return client
+    return dynamodb_client(Settings(table_name=TABLE))
 
 
 def _items(ids: List[str]) -> List[Dict[str, Any]]:
@@ -119,6 +107,7 @@ def scenario(size: int, workers: Optional[int], *, logic: Optional[Logic] = None
     from moto import mock_aws
 
     from chalicelib.orders import take_order
+    from chalicelib.store import RequestStore
     from devserver.db import TEMPLATE, ensure_table
 
     import yaml
@@ -150,18 +139,9 @@ def scenario(size: int, workers: Optional[int], *, logic: Optional[Logic] = None
         # latency, no processor around them.
         bare = _client()
         tape.replay_to(bare, 0.0)
-        result["store_only"] = min((_run(bare, lambda: _write_backs(bare, ids)) for _ in range(3)),
-                                   key=lambda p: p.cpu_s)
+        result["store_only"] = min((_run(bare, lambda: write_backs(RequestStore(bare, TABLE), ids))
+                                    for _ in range(3)), key=lambda p: p.cpu_s)
     return result
-
-
-def _write_backs(client: Any, ids: List[str]) -> None:
-    from chalicelib.store import RequestStore
-
-    store = RequestStore(client, TABLE)
-    result = {"table": 3, "portions": {"margherita": 1}, "totalPortions": 1, "readyInMinutes": 12}
-    for i in ids:
-        store.finish_succeeded(i, result, now_ms=int(time.time() * 1000), expires_at=int(time.time()) + 300)
 
 
 def _body(client: Any, logic: Logic, records: List[Dict[str, Any]], workers: Optional[int]) -> Callable[[], Any]:
@@ -175,16 +155,15 @@ def _body(client: Any, logic: Logic, records: List[Dict[str, Any]], workers: Opt
     return run
 
 
-def logic_cpu_s(size: int, logic: Optional[Logic] = None, repeat: int = 20) -> float:
+def logic_cpu_s(size: int, repeat: int = 20) -> float:
     """CPU of the business logic alone (parse + take_order) on `size` bodies, per batch."""
     from chalicelib.orders import take_order
 
-    logic = logic or take_order
     body = json.dumps(ORDER)
     began = time.process_time()
     for _ in range(repeat):
         for _ in range(size):
-            json.dumps(logic(json.loads(body)))  # what the processor does around the logic
+            json.dumps(take_order(json.loads(body)))  # what the processor does around the logic
     return (time.process_time() - began) / repeat
 
 

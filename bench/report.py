@@ -106,7 +106,7 @@ def e2e_rows(e: Dict[str, Any], costs: Optional[Dict[str, Any]]) -> List[Row]:
             why = "queueing in moto (%.0f%% busy, %.1f ms CPU per request): even the PUT waits (p50 %.0f ms)" % (
                 moto * 100, moto_ms, s["put_p50_ms"])
         else:
-            why = "the runner's 0.25 s idle poll, then one batch's status read and write-backs"
+            why = "the runner's 50 ms idle poll, then one batch's status read and write-backs"
         lost = s["count"] - s["finished"]
         if lost:
             why += "; %d request(s) never finished (moto's stream lost the INSERT)" % lost
@@ -121,7 +121,7 @@ def e2e_rows(e: Dict[str, Any], costs: Optional[Dict[str, Any]]) -> List[Row]:
     rows.append(Row("7 e2e: highest finished throughput", best, "req/s", ceiling,
                     "moto ceiling (1 core / its CPU per request)", ratio(best, ceiling or 0), "report", None,
                     "bends (finishes < 80%% of what is sent) at %s req/s offered, where moto's one core runs out; "
-                    "p99 is over 250 ms from %s req/s on (at low rates: the runner's 0.25 s idle poll)" % (
+                    "p99 is over 250 ms from %s req/s on (at low rates: the runner's 50 ms idle poll)" % (
                         e["first_saturated_rps"], e["first_breach_rps"]),
                     {"steps": [{k: v for k, v in s.items() if k != "latencies_ms"} for s in e["steps"]]}))
     return rows

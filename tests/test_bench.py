@@ -3,6 +3,7 @@ judges a number, only that every section produces its rows, latest.json and the 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -40,10 +41,10 @@ def test_every_section_runs_on_a_tiny_size(tmp_path: Path, monkeypatch: pytest.M
     for prefix in expected:
         assert any(m.startswith(prefix) for m in metrics), (prefix, metrics)
     for row in document["rows"]:
-        assert row["value"] is not None and row["limit"], row
+        assert math.isfinite(row["value"]) and row["limit"], row
     lifecycle = document["raw"]["lifecycle"]
     assert lifecycle["accepted"] == 5 and lifecycle["delivered_per_request"] == 1.0
     assert lifecycle["dynamodb_calls"]["PutItem"] == 5
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = capsys.readouterr().out
-    assert "metric" in table and "met?" in table
+    assert all(metric in table for metric in metrics)  # every measured row is printed
