@@ -14,9 +14,9 @@ def _client(service: str, settings: Settings, **config: Any) -> Any:
         service,
         endpoint_url=settings.dynamodb_endpoint_url,
         config=Config(
-            # Three tries in all (standard mode backs off ~1 s, then ~2 s): a write-back that is
-            # still throttled after that is reported for Lambda to retry, rather than holding a
-            # worker thread for the ~15 s that botocore's default budget can take.
+            # Three tries in all (standard mode backs off up to ~1 s, then ~2 s): a write-back
+            # still throttled after that is reported for Lambda to retry rather than holding a
+            # worker thread of the batch any longer.
             retries={"mode": "standard", "total_max_attempts": 3},
             connect_timeout=2,
             read_timeout=5,

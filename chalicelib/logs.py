@@ -5,7 +5,6 @@ Powertools is not in the Lambda zip: both functions load it from AWS's public la
 Every line about a request passes `extra={"request_id": ...}` instead of `append_keys`, because
 requests of one batch are handled in threads and appended keys are shared by all of them.
 """
-# The logging subpackage alone: the package root also imports Metrics and Tracer (~10 ms of cold start).
 from aws_lambda_powertools.logging import Logger
 
 logger = Logger(service="storefirst")

@@ -36,7 +36,8 @@ def add_bytecode(deployment_zip: Path, runtime: str) -> int:
     if runtime != here:
         raise ValueError(f"the functions run python{runtime} but this is python{here}: its bytecode would "
                          f"be ignored there; run `make package` with python{runtime}")
-    with tempfile.TemporaryDirectory() as work:
+    # Beside the zip, so the final rename never crosses filesystems (/tmp is often tmpfs).
+    with tempfile.TemporaryDirectory(dir=deployment_zip.parent) as work:
         rewritten = Path(work) / "deployment.zip"
         added = 0
         with zipfile.ZipFile(deployment_zip) as source, \
