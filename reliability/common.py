@@ -3,27 +3,25 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
-from typing import Callable, List, Optional, Set
+from typing import Callable, List, Set, Tuple
 
-from reliability.load import Attempt, Sent
+from reliability.load import Sent
 from reliability.stack import LocalStack
 from reliability.stream_check import check_stream
 from reliability.verify import Findings, check, read_runs, wait_terminal
 
 
 def settle_and_check(stack: LocalStack, sent: List[Sent], allowed: Set[int], deadline_s: float,
-                     progress: Callable[[str], None] = print,
-                     unknown: Optional[Callable[[Attempt], bool]] = None) -> Findings:
+                     progress: Callable[[str], None] = print) -> Findings:
     """Waits (at most `deadline_s`) until no request is PENDING, then checks every request:
     the accepted ones and those that were refused."""
     # Accepted ones first, in the order they were accepted: roughly the stream's order.
     ordered = sorted(sent, key=lambda s: (s.accepted_at is None, s.accepted_at or 0.0))
     keys = [s.planned.key for s in ordered]
     items = wait_terminal(stack.dynamodb(), stack.table, keys, time.monotonic() + deadline_s, progress)
-    found = check(sent, items, read_runs(stack.runs_file), allowed, unknown)
+    found = check(sent, items, read_runs(stack.runs_file), allowed)
     stream = check_stream(stack.dynamodb(), stack.streams(), stack.table)
-    found.stream_records = stream.records
+    found.stream_records, found.stream_out_of_order = stream.records, stream.out_of_order
     if stream.out_of_order:
         found.notes.append(f"the stream holds {stream.out_of_order} record(s) whose sequence number does not "
                            f"increase, {len(stream.skipped_inserts)} of them INSERTs the runner cannot deliver: "
@@ -41,10 +39,13 @@ def dead_parts(stack: LocalStack) -> List[str]:
 WRITE_BACK_FAILED = re.compile(rb'"message":"write-back failed; will be retried"[^{}]*?"request_id":"([^"]+)"')
 
 
-def write_back_failures(runner_log: Path) -> Set[str]:
+def write_back_failures(stack: LocalStack, findings: Findings) -> Tuple[Set[str], List[str]]:
     """Request ids whose write-back the processor gave up on (it logs each, then Lambda retries):
-    the only way a storage fault can make the business logic run twice."""
-    if not runner_log.exists():
-        return set()
-    with runner_log.open("rb") as handle:
-        return {match.group(1).decode() for line in handle for match in WRITE_BACK_FAILED.finditer(line)}
+    the only way a storage fault can make the business logic run twice; and the duplicated
+    requests that are not among them (unexplained)."""
+    runner_log = stack.logs / "runner.log"
+    gave_up: Set[str] = set()
+    if runner_log.exists():
+        with runner_log.open("rb") as handle:
+            gave_up = {match.group(1).decode() for line in handle for match in WRITE_BACK_FAILED.finditer(line)}
+    return gave_up, sorted(set(findings.duplicated) - gave_up)

@@ -96,7 +96,7 @@ class Sent:
 
 @dataclass(frozen=True)
 class Retry:
-    """Client retries of 429/503 with the same key: exponential backoff with seeded jitter."""
+    """Client retries of 429/503/504 with the same key: exponential backoff with seeded jitter."""
     max_attempts: int = 5
     base_s: float = 0.2
     cap_s: float = 3.0

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
 
-from reliability.verify import Findings, percentile
+from bench.common import percentile
+from reliability.verify import Findings
 
 SHOW_IDS = 5  # ids listed per finding; the rest are counted
 
@@ -53,11 +54,12 @@ def describe(result: Result) -> str:
         f"  found    lost {len(f.lost)}, stuck {len(f.stuck)}, wrong outcome {len(f.wrong_outcome)}, "
         f"duplicated {len(f.duplicated)} ({f.extra_runs} extra runs), stored without 2xx "
         f"{len(f.stored_without_2xx)}, ran without 2xx {len(f.ran_without_2xx)}, never ran {len(f.never_ran)}, "
-        f"disallowed answers {len(f.bad_answers)}, unsent {f.unsent}",
+        f"disallowed answers {len(f.bad_answers)}, unsent {f.unsent}, "
+        f"stream records out of order {f.stream_out_of_order}",
     ]
     if f.latencies_ms:
-        lines.append(f"  latency  PUT->terminal p50 {percentile(f.latencies_ms, 0.5)} ms, "
-                     f"p99 {percentile(f.latencies_ms, 0.99)} ms, max {max(f.latencies_ms)} ms"
+        lines.append(f"  latency  PUT->terminal p50 {percentile(f.latencies_ms, 0.5):.0f} ms, "
+                     f"p99 {percentile(f.latencies_ms, 0.99):.0f} ms, max {max(f.latencies_ms)} ms"
                      + (" (healthy requests)" if f.poison_runs else ""))
     lines.append(f"  stream   {f.stream_records} records read back, {len(f.redriven)} request(s) re-driven "
                  f"by the reconciler")

@@ -49,7 +49,6 @@ class LocalStack:
         self.values: Dict[str, str] = {}
         self.faults_url = ""
         self.api_url = ""
-        self.runner_starts = 0
         self._drains: List[threading.Thread] = []
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -145,7 +144,6 @@ class LocalStack:
         assert self.runner is not None
         read_values(self.runner, "RUNNER_CHECKPOINT", timeout=60)
         self._drain(self.runner)
-        self.runner_starts += 1
 
     def kill_runner(self) -> None:
         """SIGKILL: no handler runs, no checkpoint is saved, threads die mid-call."""

@@ -8,12 +8,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
-from boto3.dynamodb.types import TypeDeserializer
-
+from chalicelib.store import from_attribute
 from reliability.load import NO_ANSWER, Attempt, Sent
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
@@ -24,7 +22,6 @@ TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
 UNKNOWN_OUTCOME = frozenset({NO_ANSWER, 504})
 MAY_BE_STORED = "may or may not be stored"
 _BATCH = 100
-_deserialize = TypeDeserializer().deserialize
 
 
 def outcome_unknown(attempt: Attempt) -> bool:
@@ -41,17 +38,6 @@ class Item:
     redriven: bool = False  # the reconciler re-drove it through the stream
 
 
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; the expected results are ints."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def read_items(dynamodb: Any, table: str, keys: Iterable[str]) -> Dict[str, Item]:
     """Consistent BatchGetItem, 100 ids a call; unprocessed keys are asked again (bounded)."""
     found: Dict[str, Item] = {}
@@ -66,7 +52,7 @@ def read_items(dynamodb: Any, table: str, keys: Iterable[str]) -> Dict[str, Item
                 "ProjectionExpression": "id, #s, #e, #r, createdAt, updatedAt, redriven",
                 "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#r": "result"}}})
             for raw in answer["Responses"].get(table, []):
-                item = {k: _plain(_deserialize(v)) for k, v in raw.items()}
+                item = {k: from_attribute(v) for k, v in raw.items()}
                 found[item["id"]] = Item(item.get("status", ""), (item.get("error") or {}).get("type"),
                                          item.get("result"), int(item.get("createdAt", 0)),
                                          int(item.get("updatedAt", 0)), bool(item.get("redriven")))
@@ -145,21 +131,21 @@ class Findings:
     poison_runs: List[int] = field(default_factory=list)
     redriven: List[str] = field(default_factory=list)  # finished only after the reconciler re-drove them
     stream_records: int = 0  # records in the table's stream, all read back after the scenario
+    stream_out_of_order: int = 0  # of those, numbered so that a resuming reader skips them
     notes: List[str] = field(default_factory=list)
 
     def ok(self, duplicates_allowed: bool) -> bool:
         violations = [self.lost, self.stuck, self.wrong_outcome, self.stored_without_2xx, self.ran_without_2xx,
                       self.never_ran, self.bad_answers]
-        return not any(violations) and not self.unsent and (duplicates_allowed or not self.extra_runs)
+        return (not any(violations) and not self.unsent and not self.stream_out_of_order
+                and (duplicates_allowed or not self.extra_runs))
 
 
-def check(sent: List[Sent], items: Dict[str, Item], runs: Counter[str], allowed: Set[int],
-          unknown: Optional[Callable[[Attempt], bool]] = None) -> Findings:
+def check(sent: List[Sent], items: Dict[str, Item], runs: Counter[str], allowed: Set[int]) -> Findings:
     """Everything the scenarios assert about each request; `allowed` = the HTTP answers the
-    scenario permits besides 202 (e.g. 429/503 under storage faults). `unknown` tells which
-    answers leave the outcome open (default: `outcome_unknown`); after one, a 409 on a retry
-    with the same key means "stored", and the request is checked like an accepted one."""
-    is_unknown = unknown or outcome_unknown
+    scenario permits besides 202 (e.g. 429/503 under storage faults). After an answer that
+    leaves the outcome open (`outcome_unknown`), a 409 on a retry with the same key means
+    "stored", and the request is checked like an accepted one."""
     found = Findings(sent=len(sent))
     for s in sent:
         key, planned = s.planned.key, s.planned
@@ -173,7 +159,7 @@ def check(sent: List[Sent], items: Dict[str, Item], runs: Counter[str], allowed:
             expected = attempt.status in allowed or attempt.status == 202 or (attempt.status == 409 and open_outcome)
             if not expected or attempt.detail.startswith("202 with"):
                 found.bad_answers.append(f"{key}: {attempt.status} {attempt.detail}")
-            open_outcome = open_outcome or is_unknown(attempt)
+            open_outcome = open_outcome or outcome_unknown(attempt)
         item = items.get(key)
         if not confirmed:
             if not open_outcome:
@@ -192,7 +178,7 @@ def check(sent: List[Sent], items: Dict[str, Item], runs: Counter[str], allowed:
         if item is None:
             found.lost.append(key)
             continue
-        if item.status not in {"SUCCEEDED", "FAILED"}:
+        if item.status not in TERMINAL:
             found.stuck.append(key)
             continue
         if (item.status, item.error_type) != (planned.expect, planned.error_type) or \
@@ -214,10 +200,3 @@ def check(sent: List[Sent], items: Dict[str, Item], runs: Counter[str], allowed:
                 found.extra_runs += ran - 1
                 found.duplicated.append(key)
     return found
-
-
-def percentile(values: List[int], share: float) -> int:
-    if not values:
-        return 0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]

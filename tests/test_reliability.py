@@ -4,6 +4,7 @@ requests, the load scenario on DynamoDB Local too, plus the checks' own logic on
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import List
@@ -11,7 +12,7 @@ from typing import List
 import pytest
 
 from reliability.load import Attempt, Planned, Sent, plan
-from reliability.report import Result, describe, table_row
+from reliability.report import Result, describe
 from reliability.scenarios import crashes, load, outage, poison, throttle
 from reliability.stack import stack_env
 from reliability.verify import Item, check, read_runs
@@ -28,8 +29,14 @@ def passed(result: Result) -> Result:
     """Assert the scenario passed, showing its whole report if not."""
     print(describe(result))
     assert result.ok, describe(result)
-    assert "| pass |" in table_row(result)
     return result
+
+
+def injected(faults: str, pattern: str) -> int:
+    """A count the fault proxy reported, from the scenario's `faults` line."""
+    match = re.search(pattern, faults)
+    assert match, (pattern, faults)
+    return int(match.group(1))
 
 
 # --- the scenarios, small ------------------------------------------------------------------------
@@ -48,9 +55,7 @@ def test_crashes_lose_nothing_and_every_duplicate_is_explained_by_a_kill(tmp_pat
     result = passed(crashes.run("moto", 150, SEED, tmp_path, kills=3))
 
     assert result.findings.accepted == 150
-    assert result.facts["kills"].startswith("after runs [")
-    assert read_runs(tmp_path / "runs.txt").total() == 150 + result.findings.extra_runs
-    assert (tmp_path / "runs.txt").read_bytes().count(crashes.MARKER) == 3
+    assert (tmp_path / "runs.txt").read_bytes().count(crashes.MARKER) == 3  # every kill happened
 
 
 def test_throttling_gives_429s_that_store_nothing_and_write_backs_that_land(tmp_path):
@@ -58,14 +63,16 @@ def test_throttling_gives_429s_that_store_nothing_and_write_backs_that_land(tmp_
 
     f = result.findings
     assert f.answers[429] > 0 and f.accepted > 80  # five tries get nearly all through
-    assert "PutItem" in result.faults and "UpdateItem" in result.faults
+    # Write-backs were throttled too, and the requests still finished (passed() above).
+    assert injected(result.faults, r"UpdateItem (\d+)/") > 0
 
 
 def test_an_outage_gives_503s_that_store_nothing_and_the_runner_recovers(tmp_path):
     result = passed(outage.run("moto", 150, SEED, tmp_path, send_s=5.0, down_s=1.0))
 
     assert result.findings.answers[503] > 0
-    assert "503 at" in result.faults and "refuse at" in result.faults
+    assert injected(result.faults, r"(\d+) calls answered 503") > 0
+    assert injected(result.faults, r"(\d+) calls or connections refused") > 0
 
 
 def test_a_poison_request_fails_after_its_retries_and_the_rest_finish(tmp_path):
@@ -118,6 +125,14 @@ def test_check_finds_every_kind_of_violation():
     assert found.stored_unconfirmed == ["no-answer", "maybe-pending"]
     assert (found.accepted, found.extra_runs, found.duplicated) == (6, 1, ["twice"])
     assert not found.ok(duplicates_allowed=True)
+
+
+def test_a_stream_record_a_reader_would_skip_fails_the_run():
+    found = check([sent("ok", 202)], {"ok": item()}, Counter({"ok": 1}), allowed=set())
+    assert found.ok(duplicates_allowed=False)
+
+    found.stream_out_of_order = 1
+    assert not found.ok(duplicates_allowed=False)
 
 
 def test_a_duplicate_without_a_kill_between_its_runs_is_unexplained(tmp_path: Path):

@@ -71,8 +71,7 @@ def run(backend: str, size: int, seed: int, state: Path, send_s: float = SEND_S,
         findings.notes.append(f"{len(elsewhere)} request(s) stored after a 'may or may not be stored' answer that "
                               f"was not in flight at a cut: {', '.join(elsewhere[:5])}")
     confirmed = sum(1 for s in maybe if any(a.status == 409 for a in s.attempts))
-    gave_up = write_back_failures(stack.logs / "runner.log")
-    unexplained = sorted(set(findings.duplicated) - gave_up)
+    gave_up, unexplained = write_back_failures(stack, findings)
     never = sum(1 for s in sent if s.attempts and s.planned.key not in stored)
     return Result(
         NAME, backend, size, load=f"{size:,} requests over {send_s:.0f} s from {CLIENTS} clients, 503s retried "

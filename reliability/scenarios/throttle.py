@@ -37,8 +37,7 @@ def run(backend: str, size: int, seed: int, state: Path) -> Result:
         findings = settle_and_check(stack, sent, allowed={429}, deadline_s=120 + size / 5)
         counters = stack.fault_state()["counters"]
         errors = dead_parts(stack)
-    gave_up = write_back_failures(stack.logs / "runner.log")
-    unexplained = sorted(set(findings.duplicated) - gave_up)
+    gave_up, unexplained = write_back_failures(stack, findings)
     injected = {op: counters.get(f"DynamoDB_20120810.{op}", {}).get("throttled", 0) for op in OPERATIONS}
     calls = {op: sum(counters.get(f"DynamoDB_20120810.{op}", {}).values()) for op in OPERATIONS}
     never = sum(1 for s in sent if s.attempts and not s.accepted)
