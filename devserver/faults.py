@@ -46,7 +46,7 @@ import struct
 import threading
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -66,8 +66,9 @@ THROTTLE_MESSAGES = {
 }
 UNAVAILABLE_MESSAGE = "The service is currently unavailable or busy."
 DOWN_MODES = ("503", "refuse")
-# Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded; the body
-# is forwarded whole, with its own Content-Length.
+# Not forwarded: the hop-by-hop headers of RFC 9110 §7.6.1 (they belong to one connection), plus
+# Content-Length and Expect, because the proxy reads the whole body first and sends it with a
+# Content-Length of its own.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
                         "upgrade", "expect", "content-length"})
 COUNTER_NAMES = ("forwarded", "throttled", "unavailable", "refused", "upstream_error")
@@ -181,7 +182,6 @@ class FaultProxy:
         self._control_file = control_file
         self._control_seen: Optional[Tuple[int, int]] = None
         self._server: Optional[ThreadingHTTPServer] = None
-        self._serving: Optional[threading.Thread] = None
         self._connections: set[socket.socket] = set()
         self._answering_control: set[socket.socket] = set()
         self._wake = threading.Event()
@@ -189,10 +189,6 @@ class FaultProxy:
         self._watcher: Optional[threading.Thread] = None
 
     # --- lifecycle -----------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._port
 
     @property
     def url(self) -> str:
@@ -226,7 +222,7 @@ class FaultProxy:
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                   name=f"faults-{self._port}", daemon=True)
         thread.start()
-        self._server, self._serving = server, thread
+        self._server = server
 
     def _close_listener(self) -> None:
         server, self._server = self._server, None
@@ -280,9 +276,17 @@ class FaultProxy:
         if unknown:
             raise ControlError(f"unknown keys {sorted(unknown)}; known: {sorted(_CONTROLS)}")
         with self._lock:
-            for key in _CONTROL_ORDER:
-                if key in changes:
-                    _CONTROLS[key](self, changes[key])
+            # All or nothing: a request with one bad value leaves every setting as it was.
+            before, random_before = replace(self._faults), self._random
+            try:
+                for key, apply in _CONTROLS.items():
+                    if key in changes:
+                        apply(self, changes[key])
+            except ControlError:
+                for name in (f.name for f in fields(Faults)):
+                    setattr(self._faults, name, getattr(before, name))
+                self._random = random_before
+                raise
         self._wake.set()
         return self.state()
 
@@ -451,8 +455,7 @@ _CONTROLS: Dict[str, Callable[[FaultProxy, Any], None]] = {
     "seed": FaultProxy._set_seed,
     "reset_counters": FaultProxy._reset_counters,
 }
-# The mode before the window; a window given with `down` too wins (it comes later).
-_CONTROL_ORDER = tuple(_CONTROLS)
+# Applied in this order: the mode before the window; a window given with `down` too wins.
 
 
 # --- HTTP ------------------------------------------------------------------------------------------
@@ -597,18 +600,21 @@ def serve_faults(argv: Optional[List[str]] = None) -> int:
                         help="JSON object with the keys of POST /_faults, applied whenever the file changes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not 0 <= args.throttle <= 1:
-        parser.error("--throttle must be from 0 to 1")
-    faults = Faults(throttle=args.throttle, throttle_operations=selectors(args.throttle_operations),
-                    throttle_error=args.throttle_error, down_mode=args.down_mode,
-                    down_operations=selectors(args.down_operations), seed=args.seed)
-    if args.down_for_seconds:
-        faults.down_until = time.monotonic() + args.down_for_seconds
+    proxy = FaultProxy(args.upstream, host=args.host, port=args.port, control_file=args.control_file)
+    # The options go through the same checks as a control request.
+    settings = {"throttle": args.throttle, "throttle_operations": args.throttle_operations,
+                "throttle_error": args.throttle_error, "down_mode": args.down_mode,
+                "down_operations": args.down_operations, "seed": args.seed}
+    if args.down_for_seconds is not None:
+        settings["down_for_seconds"] = args.down_for_seconds
+    try:
+        proxy.control(settings)
+    except ControlError as exc:
+        parser.error(str(exc))
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
     try:
-        proxy = FaultProxy(args.upstream, host=args.host, port=args.port, faults=faults,
-                           control_file=args.control_file).start()
+        proxy.start()
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", flush=True)
         return 1

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 
 from devserver.db import client
 from devserver.db_process import REPO_ROOT, DbProcess, free_port, start_moto, stop
-from devserver.faults import FaultProxy, Faults, selected, selectors
+from devserver.faults import FaultProxy, Faults, selected, selectors, serve_faults
 from tests.conftest import ctrl_c_reaches_it
 
 REGION = "eu-central-1"
@@ -336,6 +336,8 @@ def test_counters_add_up_and_reset(proxy):
     ({"down_for_seconds": 0}, "down_for_seconds must be"),
     ({"throttle_error": "Nope"}, "throttle_error must be"),
     ({"throttl": 0.5}, "unknown keys"),
+    ({"throttle": 0.5, "throttle_error": "Nope"}, "throttle_error must be"),  # the good key is not applied
+    ({"seed": 3, "reset_counters": "yes"}, "reset_counters must be"),
 ])
 def test_a_bad_control_request_is_400_and_changes_nothing(proxy, changes, message):
     before = proxy.state()
@@ -394,3 +396,14 @@ def test_the_cli_prints_its_url_and_stops_on_a_signal_within_2_s(moto, sig):
 
 def counters_at(url: str) -> Dict[str, Any]:
     return json.loads(raw(url, "GET", "/_faults")[2])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--down-for-seconds", "-1"], "down_for_seconds must be a positive number"),
+    (["--throttle", "1.5"], "throttle must be a number from 0 to 1"),
+])
+def test_the_cli_refuses_what_a_control_request_would(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        serve_faults(["--upstream", "http://127.0.0.1:1", "--port", "0", *argv])
+
+    assert exited.value.code == 2 and message in capsys.readouterr().err
