@@ -40,7 +40,7 @@ bench: $(VENV)/.installed
 
 # The reliability suite (reliability/): load, processor crashes, storage faults and poison records
 # at full size on moto and on DynamoDB Local, each checked request by request; exits non-zero on any
-# lost, stuck or wrongly finished request. About 15 minutes. One scenario:
+# lost, stuck or wrongly finished request. About 21 minutes. One scenario:
 # make reliability ARGS="load --backend moto --size 2000"
 .PHONY: reliability
 reliability: $(VENV)/.installed node_modules/.installed
