@@ -140,7 +140,7 @@ class Case:
 
     name: str
     status: int
-    message: str = ""  # part of the answer's body
+    message: str  # part of the answer's body: every refusal says what is wrong
     body: Optional[bytes] = b'{"order": 1}'
     content_type: Optional[bytes] = JSON  # None: no Content-Type header at all
     headers: Tuple[Tuple[bytes, bytes], ...] = ()
@@ -357,7 +357,6 @@ def test_hostile_input_gets_its_documented_answer_and_writes_nothing_partial(sta
     answer = send(stack, case.method, case.target, case.request_headers(), case.body,
                   chunked=case.chunked, raw_line=case.raw_line)
 
-    assert answer.status < 500, f"{answer.status} {answer.text[:300]}"
     assert answer.status == case.status, f"{answer.status} {answer.text[:300]}"
     assert case.message in answer.text, answer.text[:300]
     if case.method == "PUT" and answer.status == 202:
