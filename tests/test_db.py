@@ -387,13 +387,32 @@ def test_the_moto_server_runs_dynamodb_calls_one_at_a_time() -> None:
         list(pool.map(lambda _: _serialised(call_action)(), range(40)))
 
     assert peak[0] == 1
-    patched = subprocess.run(
-        [sys.executable, "-c", "from devserver.moto_server import serialise_dynamodb as s; s(); "
-         "from moto.dynamodb.responses import DynamoHandler as D; "
-         "from moto.dynamodbstreams.responses import DynamoDBStreamsHandler as S; "
-         "print(hasattr(D.call_action, '__wrapped__'), hasattr(S.call_action, '__wrapped__'))"],
-        cwd=ROOT, capture_output=True, text=True, check=True)
-    assert patched.stdout.split() == ["True", "True"]
+
+
+def test_concurrent_writes_to_the_stack_s_moto_get_distinct_increasing_sequence_numbers(moto, table) -> None:
+    # The same race through start_moto's server, as the runner sees it. Plain moto.server lost
+    # one of 400 records this way in a trial run; this guards that the stack's server is patched.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def writer(n: int) -> None:
+        dynamodb = client("dynamodb", moto.endpoint_url, REGION)
+        for i in range(25):
+            _put(dynamodb, table.name, f"w{n}-{i}")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(writer, range(16)))
+
+    streams = client("dynamodbstreams", moto.endpoint_url, REGION)
+    arn = table.client.describe_table(TableName=table.name)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    numbers: list[int] = []
+    for _ in range(50):
+        page = streams.get_records(ShardIterator=iterator, Limit=1000)
+        numbers += [int(r["dynamodb"]["SequenceNumber"]) for r in page["Records"]]
+        iterator = page["NextShardIterator"]
+        if not page["Records"]:
+            break
+    assert len(numbers) == 400 and numbers == sorted(set(numbers))
 
 
 def test_slow_sweeps_are_spaced_out_so_the_scan_stays_a_small_share() -> None:
