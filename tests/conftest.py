@@ -5,6 +5,7 @@ from pathlib import Path
 import json
 import logging
 import signal
+import socket
 from typing import Any, Dict, Iterator, List
 
 import boto3
@@ -18,6 +19,16 @@ from devserver.db_schema import create_table_request
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 TABLE = "storefirst-requests"  # .chalice/config.json's TABLE_NAME, which Chalice's test client sets
+
+
+def listening(url: str) -> bool:
+    """Whether something accepts connections at url's host and port (the fault proxy's refuse mode)."""
+    host, port = url.split("//", 1)[1].split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        return True
+    except (ConnectionRefusedError, ConnectionResetError):  # reset: caught as the listener closes
+        return False
 
 
 def ctrl_c_reaches_it() -> None:

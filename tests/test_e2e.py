@@ -19,7 +19,7 @@ import pytest
 from devserver.db import client
 from devserver.db_process import free_port
 from devserver.stack import Child, drain, read_values, start, stop
-from tests.conftest import ctrl_c_reaches_it
+from tests.conftest import ctrl_c_reaches_it, listening
 
 ORDER = {"table": 9, "items": [{"dish": "margherita", "qty": 2}, {"dish": "tiramisu", "qty": 2}]}
 HOSTILE = [
@@ -304,11 +304,7 @@ class Faulty:
         return http("PUT", f"{self.api_url}/requests", json.dumps(body).encode())
 
     def listening(self) -> bool:
-        try:
-            urllib.request.urlopen(f"{self.url}/_faults", timeout=2).close()
-            return True
-        except urllib.error.URLError:
-            return False
+        return listening(self.url)
 
 
 @pytest.fixture(scope="module")

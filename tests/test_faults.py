@@ -5,7 +5,6 @@ import http.client
 import json
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 from devserver.db import client
 from devserver.db_process import REPO_ROOT, DbProcess, free_port, start_moto, stop
 from devserver.faults import FaultProxy, Faults, selected, selectors, serve_faults
-from tests.conftest import ctrl_c_reaches_it
+from tests.conftest import ctrl_c_reaches_it, listening
 
 REGION = "eu-central-1"
 TABLE = "faults-table"
@@ -93,15 +92,6 @@ def counters(proxy: FaultProxy) -> Dict[str, Any]:
 
 def target(operation: str) -> str:
     return f"DynamoDB_20120810.{operation}"
-
-
-def listening(url: str) -> bool:
-    host, port = url.split("//", 1)[1].split(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-        return True
-    except (ConnectionRefusedError, ConnectionResetError):  # reset: caught as the listener closes
-        return False
 
 
 # --- selection -----------------------------------------------------------------------------------
