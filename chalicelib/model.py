@@ -10,7 +10,8 @@ FAILED = "FAILED"
 
 # The same pattern guards ids in the PUT template (infra/template.yaml): a key or request id
 # outside it is refused there, so an id outside it cannot exist.
-_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+ID_PATTERN = r"[A-Za-z0-9._:-]{1,100}"
+_ID = re.compile(ID_PATTERN)
 
 
 def is_valid_id(value: str) -> bool:

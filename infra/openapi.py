@@ -29,9 +29,10 @@ if str(ROOT) not in sys.path:
 from chalice.deploy.swagger import CFNSwaggerGenerator  # noqa: E402
 from chalice.package import TemplateDeepMerger  # noqa: E402
 
+from chalicelib.model import ID_PATTERN as _ID  # noqa: E402
 from merge_stage import AUTH, TEMPLATE, merge_template, stage_auth_mode  # noqa: E402
 
-ID_PATTERN = "^[A-Za-z0-9._:-]{1,100}$"  # chalicelib.model.is_valid_id, the PUT template's $idValid
+ID_PATTERN = f"^{_ID}$"  # the PUT template's $idValid checks the same
 _ERROR = {"$ref": "#/definitions/Error"}
 _FORBIDDEN = {"description": "API Gateway: no such method here, or missing credentials (AUTH_MODE iam/api_key)",
               "schema": _ERROR}
