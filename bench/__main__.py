@@ -39,7 +39,7 @@ QUICK: Dict[str, Dict[str, Any]] = {
 
 def runner(name: str) -> Callable[..., Dict[str, Any]]:
     module = __import__(f"bench.{name}_bench" if name != "moto_costs" else "bench.moto_costs", fromlist=["run"])
-    return getattr(module, "run")
+    return module.run
 
 
 def main(argv: List[str]) -> int:

@@ -10,8 +10,8 @@ import contextlib
 import os
 import platform
 import subprocess
-import time
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence

@@ -67,8 +67,7 @@ def run(seconds: float = 5.0, connections: int = 8, threads: int = 2, rounds: in
     import yaml
 
     from devserver.db import TEMPLATE, client, ensure_table, free_port, start_moto, stop
-    from devserver.stack import drain, read_values, start
-    from devserver.stack import stop as stop_parts
+    from devserver.stack import drain, read_values, start, stop as stop_parts
 
     fake_aws_env()
     with tempfile.TemporaryDirectory() as state:

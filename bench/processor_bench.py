@@ -104,13 +104,12 @@ def scenario(size: int, workers: Optional[int], *, logic: Optional[Logic] = None
              replays: int = 1) -> Dict[str, Pass]:
     """Live and replayed passes for one batch size; workers None = the sequential baseline.
     Several replays: the fastest counts (the least disturbed by whatever else runs)."""
+    import yaml
     from moto import mock_aws
 
     from chalicelib.orders import take_order
     from chalicelib.store import RequestStore
     from devserver.db import TEMPLATE, ensure_table
-
-    import yaml
 
     fake_aws_env()
     logic = logic or take_order

@@ -13,7 +13,6 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
-
 from chalice import Blueprint
 
 from chalicelib import config, runtime

@@ -16,8 +16,8 @@ from chalicelib import config, runtime
 from chalicelib.errors import (
     ClientError,
     ConditionFailed,
-    InvalidRequestId,
     InvalidQuery,
+    InvalidRequestId,
     RequestConflict,
     RequestNotFound,
     StoreUnavailable,

@@ -84,13 +84,22 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import boto3
 import yaml
 
-from devserver.db_process import (REPO_ROOT, DbProcess, DbStartError, find_dynamodb_local_jar, free_port,
-                                  start_dynamodb_local, start_moto, stop, stop_all)
+from devserver.db_process import (
+    REPO_ROOT,
+    DbProcess,
+    DbStartError,
+    find_dynamodb_local_jar,
+    free_port,
+    start_dynamodb_local,
+    start_moto,
+    stop,
+    stop_all,
+)
 from devserver.db_schema import ensure_queue, ensure_table, queue_attributes, table_properties, ttl_attribute
 from devserver.db_ttl import TTL_USER_IDENTITY, TtlSweeper, tag_ttl_remove
 

@@ -1,11 +1,11 @@
 """Shared fixtures: fake credentials for every test, and the requests table in moto."""
 from __future__ import annotations
 
-from pathlib import Path
 import json
 import logging
 import signal
 import socket
+from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import boto3

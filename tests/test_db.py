@@ -21,8 +21,20 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from devserver.db import (DbProcess, DbStartError, TtlSweeper, client, ensure_queue, ensure_table,
-                          free_port, serve_db, start_dynamodb_local, start_moto, stop, tag_ttl_remove)
+from devserver.db import (
+    DbProcess,
+    DbStartError,
+    TtlSweeper,
+    client,
+    ensure_queue,
+    ensure_table,
+    free_port,
+    serve_db,
+    start_dynamodb_local,
+    start_moto,
+    stop,
+    tag_ttl_remove,
+)
 from devserver.db_ttl import MAX_TTL_AGE_SECONDS, TTL_USER_IDENTITY
 from tests.conftest import ctrl_c_reaches_it
 

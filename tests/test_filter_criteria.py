@@ -3,7 +3,7 @@ entering PENDING (new, retried, or re-driven once), never the processor's own wr
 deletes. The processor's own check (records.new_request) must agree with the filters."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 import yaml

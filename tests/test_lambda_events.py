@@ -9,7 +9,7 @@ import pytest
 from chalice import Rate
 from moto import mock_aws
 
-from devserver.lambda_events import Schedule, SqsEventSource, failed_message_ids, rate_seconds, sqs_event
+from devserver.lambda_events import Schedule, SqsEventSource, failed_message_ids, rate_seconds
 
 
 @pytest.mark.parametrize("response, expected", [

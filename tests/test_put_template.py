@@ -12,8 +12,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional
 import boto3
 import pytest
 from botocore.config import Config
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from devserver import infra
 from devserver.apigw_responses import HttpResponse, MethodRequest, integration_response, select_integration_response

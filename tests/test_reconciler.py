@@ -1,9 +1,8 @@
 """The reconciler: stuck PENDING requests are re-driven once, then failed; others are left alone."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict
 
-import pytest
 from chalice.test import Client
 
 import app as app_module

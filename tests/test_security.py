@@ -23,6 +23,7 @@ from chalicelib.errors import ConfigurationError
 from tests.conftest import ROOT, TEMPLATE
 from tests.test_package import as_list, package_stage, resources, statements
 
+# isort: split
 # infra/ is on sys.path once tests.test_package is imported.
 from checkov_input import with_stage_skips  # noqa: E402
 from merge_stage import integration_operations, merge_template, stage_auth_mode  # noqa: E402

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from devserver.stream import EsmSettings, FilterPattern, MemoryCheckpointStore, MemoryDestination, StreamRunner
 from devserver.stream.testing import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle

@@ -10,7 +10,13 @@ import yaml
 from chalice import Chalice
 
 from devserver.stream.settings import (
-    DecoratorValues, EsmSettings, SettingsError, cfn_name, decorator_values, parse_settings, settings_from_template,
+    DecoratorValues,
+    EsmSettings,
+    SettingsError,
+    cfn_name,
+    decorator_values,
+    parse_settings,
+    settings_from_template,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

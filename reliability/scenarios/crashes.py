@@ -127,5 +127,5 @@ def run(backend: str, size: int, seed: int, state: Path, kills: int = KILLS) -> 
         facts={"kills": f"after runs {killer.thresholds} (+0-250 ms); restarts took up to {restart:.1f} s",
                "dupes": f"{findings.extra_runs} extra runs, all separated by a kill" if not unexplained
                else f"{len(unexplained)} duplicated requests without a kill between their runs"},
-        table_notes=[f"every duplicate run is separated from the first by a kill (side effect done, write-back "
-                     f"not)"] if findings.extra_runs and not unexplained else [])
+        table_notes=["every duplicate run is separated from the first by a kill (side effect done, write-back "
+                     "not)"] if findings.extra_runs and not unexplained else [])
