@@ -117,7 +117,7 @@ def wait_finished(url: str, endpoint: str, ids: List[str], deadline_s: float,
         time.sleep(0.25)
     dynamodb = client("dynamodb", endpoint, "us-east-1")
     stamps: Dict[str, Tuple[int, int]] = {}
-    for attempt in range(3):  # a write-back may land just after the counter moved
+    for _attempt in range(3):  # a write-back may land just after the counter moved
         for start in range(0, len(ids), 100):
             chunk = [i for i in ids[start:start + 100] if i not in stamps]
             if not chunk:

@@ -153,9 +153,9 @@ def table(rows: List[Row]) -> str:
               "-" if r.ratio is None else f"{r.ratio:.2f}x", r.target,
               "-" if r.met is None else ("yes" if r.met else "NO")) for r in rows]
     widths = [max(len(str(x[i])) for x in [head, *lines]) for i in range(len(head))]
-    out = [" | ".join(str(c).ljust(w) for c, w in zip(head, widths)),
+    out = [" | ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True)),
            "-+-".join("-" * w for w in widths)]
-    out += [" | ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in lines]
+    out += [" | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
     return "\n".join(out)
 
 

@@ -116,7 +116,8 @@ class StreamProcessor:
             # A redelivered record of an earlier request whose item expired and whose id was
             # stored again: running it would finish the new request with the old one's result.
             logger.info("record of an earlier request with this id; skipped",
-                        extra={**log, "created_at_ms": request.created_at_ms, "item_created_at_ms": state.created_at_ms})
+                        extra={**log, "created_at_ms": request.created_at_ms,
+                               "item_created_at_ms": state.created_at_ms})
             return Outcome(SKIPPED)
         now = self._now()
         now_ms = int(now * 1000)

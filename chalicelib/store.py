@@ -221,8 +221,9 @@ class RequestStore:
                                        ":now": {"N": str(now_ms)}},
         )
 
-    def list_by_status(self, status: str, *, limit: int, start: Optional[Mapping[str, Any]] = None,
-                       created_before_ms: Optional[int] = None) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
+    def list_by_status(
+            self, status: str, *, limit: int, start: Optional[Mapping[str, Any]] = None,
+            created_before_ms: Optional[int] = None) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
         """One page of the sparse index, oldest first, and the key to continue from (or None)."""
         condition = "listStatus = :status"
         values: Dict[str, Any] = {":status": {"S": status}}

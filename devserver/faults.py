@@ -419,7 +419,8 @@ class FaultProxy:
             response = connection.getresponse()
             content = response.read()
             answer_headers = [(name, value) for name, value in response.getheaders()
-                              if name.lower() not in HOP_BY_HOP or (method == "HEAD" and name.lower() == "content-length")]
+                              if name.lower() not in HOP_BY_HOP
+                              or (method == "HEAD" and name.lower() == "content-length")]
             answer = Answer(response.status, response.reason, answer_headers, content)
         except (OSError, http.client.HTTPException) as exc:
             log.warning("upstream %s failed for %s: %s", self.upstream, target or path, exc)

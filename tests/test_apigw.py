@@ -265,7 +265,8 @@ def test_a_refused_connection_is_503_integration_failure():
 
     response = gateway(transport).put("/requests", data=b"{}", headers=JSON)
 
-    assert (response.status_code, message(response)) == (503, "storage unreachable; the request may or may not be stored: retry with the same Idempotency-Key")
+    assert (response.status_code, message(response)) == (
+        503, "storage unreachable; the request may or may not be stored: retry with the same Idempotency-Key")
 
 
 def test_no_answer_in_time_is_504_integration_timeout():

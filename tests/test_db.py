@@ -416,7 +416,8 @@ def test_concurrent_writes_to_the_stack_s_moto_get_distinct_increasing_sequence_
     streams = client("dynamodbstreams", moto.endpoint_url, REGION)
     arn = table.client.describe_table(TableName=table.name)["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     numbers: list[int] = []
     for _ in range(50):
         page = streams.get_records(ShardIterator=iterator, Limit=1000)

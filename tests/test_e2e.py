@@ -366,7 +366,8 @@ def test_a_put_while_the_database_refuses_connections_is_503_integration_failure
 
     status, answer = faulty.put(ORDER)
 
-    assert (status, answer) == (503, {"message": "storage unreachable; the request may or may not be stored: retry with the same Idempotency-Key"})
+    assert (status, answer) == (503, {
+        "message": "storage unreachable; the request may or may not be stored: retry with the same Idempotency-Key"})
     assert not faulty.listening()
     wait_for(faulty.listening, timeout=5)  # the window ends by itself
     assert time.monotonic() - began >= 1.4

@@ -28,7 +28,8 @@ def stream_records(dynamodb: Any, streams: Any) -> List[Dict[str, Any]]:
     arn = dynamodb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-    return [dict(r, shard=shard, arn=arn) for r in streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]]
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    return [dict(r, shard=shard, arn=arn) for r in records]
 
 
 def failure_message(records: List[Dict[str, Any]], message_id: str = "m-1") -> Dict[str, Any]:

@@ -242,7 +242,8 @@ def test_the_deployment_zip_holds_only_our_code(packaged):
     names = zipfile.ZipFile(packaged["dir"] / "deployment.zip").namelist()
 
     assert "app.py" in names and "chalicelib/processor.py" in names
-    assert not [n for n in names if n.startswith(("boto3/", "botocore/", "aws_lambda_powertools/", "devserver/", "tests/", "ops/", "bench/"))]
+    assert not [n for n in names if n.startswith(("boto3/", "botocore/", "aws_lambda_powertools/", "devserver/",
+                                                  "tests/", "ops/", "bench/"))]
 
 
 def test_the_zip_ships_bytecode_that_python_loads_without_compiling(packaged, tmp_path):

@@ -25,7 +25,8 @@ RECORD: Dict[str, Any] = {
     },
     "eventSourceARN": "arn:aws:dynamodb:eu-central-1:123456789012:table/requests/stream/2026-01-01T00:00:00.000",
 }
-TTL_REMOVE = {**RECORD, "eventName": "REMOVE", "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"}}
+TTL_REMOVE = {**RECORD, "eventName": "REMOVE",
+              "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"}}
 
 
 def match(pattern: Any, record: Dict[str, Any] = RECORD) -> bool:

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from devserver.stream import EsmSettings, FilterPattern, MemoryCheckpointStore, MemoryDestination, StreamRunner
 from devserver.stream.testing import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
 
-PENDING_INSERTS = FilterPattern.parse('{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}')
+PENDING_INSERTS = FilterPattern.parse(
+    '{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}')
 
 # Sorted, distinct sequence numbers of 21 to 40 digits (esm §1): lengths vary inside one batch.
 sequence_numbers = st.lists(st.integers(min_value=10 ** 20, max_value=10 ** 40 - 1), min_size=1, max_size=25,

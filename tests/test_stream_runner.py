@@ -1,6 +1,7 @@
 """Retry, checkpoint and batching semantics of the local ESM (esm §3, §4), against FakeStreams."""
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass, replace
@@ -13,7 +14,8 @@ from devserver.stream.testing import FakeClock, FakeStreams, RecordingHandler, i
 
 BASE = EsmSettings(batch_size=10, starting_position="TRIM_HORIZON", report_batch_item_failures=True,
                    max_retry_attempts=2)
-PENDING_INSERTS = FilterPattern.parse('{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}')
+PENDING_INSERTS = FilterPattern.parse(
+    '{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}')
 
 
 @dataclass
@@ -151,7 +153,8 @@ def test_lowest_is_by_integer_value_across_lengths() -> None:
     seqs = r.put(7)
     assert len(seqs[4]) == 21 and len(seqs[5]) == 22
     r.handler.respond = lambda records: (
-        {"batchItemFailures": [{"itemIdentifier": seqs[5]}, {"itemIdentifier": seqs[4]}]} if len(records) == 7 else None)
+        {"batchItemFailures": [{"itemIdentifier": seqs[5]}, {"itemIdentifier": seqs[4]}]} if len(records) == 7
+        else None)
     r.drain()
     assert r.handler.batches[1] == seqs[4:]
 
@@ -241,7 +244,7 @@ def test_retries_back_off_exponentially_up_to_the_cap() -> None:
     r.handler.respond = respond
     r.put(1)
     r.drain()
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 8
     assert gaps == sorted(gaps)  # 0.05 s doubling, observed at the 0.25 s poll granularity
     assert gaps[0] <= 0.25 and 2.0 <= gaps[-1] <= 2.25  # capped at 2 s

@@ -63,7 +63,8 @@ def test_decorator_values_come_from_app_event_sources() -> None:
     assert values == DecoratorValues(name="handle", batch_size=7, starting_position="LATEST",
                                      maximum_batching_window_in_seconds=3)
     settings = parse_settings({"Resources": {}}, values)  # no template properties: Lambda's defaults (esm §2)
-    assert settings == EsmSettings(batch_size=7, batching_window_s=3, starting_position="LATEST", function_name="handle")
+    assert settings == EsmSettings(batch_size=7, batching_window_s=3, starting_position="LATEST",
+                                   function_name="handle")
 
 
 def test_template_values_win_over_the_decorator_like_merge_template() -> None:
@@ -117,7 +118,8 @@ def test_values_aws_would_reject(props: Dict[str, Any], message: str) -> None:
     ({"MaximumRetryAttempts": "3"}, "max_retry_attempts", 3),  # CloudFormation coerces numeric strings
     ({"FunctionResponseTypes": None}, "report_batch_item_failures", False),
     ({"FilterCriteria": None}, "filters", ()),
-    ({"DestinationConfig": {"OnFailure": {"Destination": "arn:aws:sqs:eu-central-1:1:dlq"}}}, "on_failure_queue", "dlq"),
+    ({"DestinationConfig": {"OnFailure": {"Destination": "arn:aws:sqs:eu-central-1:1:dlq"}}},
+     "on_failure_queue", "dlq"),
     ({"DestinationConfig": None}, "on_failure_queue", None),
 ])
 def test_values_aws_accepts(props: Dict[str, Any], field: str, expected: Any) -> None:

@@ -46,7 +46,8 @@ def test_restart_resumes_after_the_last_committed_record(tmp_path: Path, clock: 
     run_until_idle(runner, clock)
     # the 4th record fails once, then the process is killed (no stop(), nothing flushed)
     seqs += put(streams, 1, prefix="late")
-    first.respond = lambda records: {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
+    first.respond = lambda records: {
+        "batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
     runner.poll_once()
     runner.poll_once()
     assert first.batches == [seqs[:3], seqs[3:]]
@@ -130,8 +131,8 @@ def test_expired_iterator_is_reopened_after_the_last_read(clock: FakeClock) -> N
     seqs += put(streams, 2, prefix="x")
     run_until_idle(runner, clock)
     assert handler.delivered == seqs
-    assert ("GetShardIterator", {"ShardId": list(streams.shards)[0],
-                                 "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": seqs[1]}) in streams.calls
+    assert ("GetShardIterator", {"ShardId": list(streams.shards)[0], "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                                 "SequenceNumber": seqs[1]}) in streams.calls
 
 
 def test_trimmed_checkpoint_resumes_at_trim_horizon(tmp_path: Path, clock: FakeClock,

@@ -109,7 +109,7 @@ def _compile_numeric(arg: Any, where: str) -> Tuple[Tuple[str, float], ...]:
     if not isinstance(arg, list) or len(arg) not in (2, 4):
         raise PatternError("%s: numeric needs [op, number] or [lower-op, n, upper-op, n]" % where)
     pairs = []
-    for op, num in zip(arg[::2], arg[1::2]):
+    for op, num in zip(arg[::2], arg[1::2], strict=True):  # len(arg) is 2 or 4
         if op not in _NUMERIC_OPS:
             raise PatternError("%s: unknown numeric operator %r" % (where, op))
         if isinstance(num, bool) or not isinstance(num, (int, float)):

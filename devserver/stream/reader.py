@@ -141,7 +141,8 @@ class StreamReading:
             shard.end_of_shard = True
             log.info("shard %s: reached the end of the closed shard", shard.shard_id)
         else:
-            log.info("shard %s: no NextShardIterator on an open shard; reopening after %s", shard.shard_id, shard.position)
+            log.info("shard %s: no NextShardIterator on an open shard; reopening after %s",
+                     shard.shard_id, shard.position)
 
     # --- stream and shard discovery -------------------------------------------------------
 

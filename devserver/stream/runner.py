@@ -101,7 +101,8 @@ class StreamRunner(StreamReading):
                 progressed = False
             if not progressed and not self._stop.is_set():
                 self._sleep(self._idle_poll)
-        log.info("stream runner stopped; checkpoints: %s", {s: v["checkpoint"] for s, v in self.status()["shards"].items()})
+        log.info("stream runner stopped; checkpoints: %s",
+                 {s: v["checkpoint"] for s, v in self.status()["shards"].items()})
 
     def start(self) -> threading.Thread:
         self._stop.clear()
@@ -197,9 +198,8 @@ class StreamRunner(StreamReading):
             self._give_up(shard, aged, dest.RECORD_AGE_EXCEEDED)
             return
         records = batch.records
-        outcome = invoke(self._handler, records, function_name=self._function_name,
-                         function_arn=self._fn_arn(), report_batch_item_failures=self.settings.report_batch_item_failures,
-                         clock=self._clock)
+        outcome = invoke(self._handler, records, function_name=self._function_name, function_arn=self._fn_arn(),
+                         report_batch_item_failures=self.settings.report_batch_item_failures, clock=self._clock)
         batch.invocations += 1
         self._count("invocations")
         self._count("records_delivered", len(records))

@@ -76,7 +76,8 @@ def decorator_values(app: Any, name: Optional[str] = None) -> DecoratorValues:
 
 
 def cfn_name(name: str) -> str:
-    """Chalice's `to_cfn_resource_name` (chalice/utils.py): "process-dynamodb-event-source" -> "ProcessDynamodbEventSource"."""
+    """Chalice's `to_cfn_resource_name` (chalice/utils.py):
+    "process-dynamodb-event-source" -> "ProcessDynamodbEventSource"."""
     for sep in ("-", "_"):
         name = "".join(part[0].upper() + part[1:] for part in name.split(sep) if part)
     return "".join(ch for ch in name if ch.isalnum())

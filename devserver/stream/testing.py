@@ -112,7 +112,8 @@ class FakeStreams:
         if old is not None and self.view_type in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES"):
             ddb["OldImage"] = copy.deepcopy(old)
         ddb.update(SequenceNumber=seq, SizeBytes=40 + 10 * len(ddb), StreamViewType=self.view_type)
-        raw = {"eventID": uuid.uuid4().hex, "eventName": "INSERT" if old is None else "REMOVE" if new is None else "MODIFY",
+        raw = {"eventID": uuid.uuid4().hex,
+               "eventName": "INSERT" if old is None else "REMOVE" if new is None else "MODIFY",
                "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": self.region, "dynamodb": ddb}
         if ttl_delete:
             raw["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
@@ -125,7 +126,8 @@ class FakeStreams:
 
     # --- the client API ----------------------------------------------------------------------
 
-    def describe_stream(self, StreamArn: str, ExclusiveStartShardId: Optional[str] = None, Limit: int = 100) -> Dict[str, Any]:
+    def describe_stream(self, StreamArn: str, ExclusiveStartShardId: Optional[str] = None,
+                        Limit: int = 100) -> Dict[str, Any]:
         self._enter("DescribeStream", StreamArn=StreamArn, ExclusiveStartShardId=ExclusiveStartShardId)
         self._check_arn(StreamArn, "DescribeStream")
         ids = list(self.shards)
@@ -136,8 +138,10 @@ class FakeStreams:
             s = self.shards[sid]
             rng = {"StartingSequenceNumber": str(s.first_seq)}
             if s.closed:
-                rng["EndingSequenceNumber"] = s.records[-1]["dynamodb"]["SequenceNumber"] if s.records else str(s.first_seq)
-            shards.append({"ShardId": sid, **({"ParentShardId": s.parent} if s.parent else {}), "SequenceNumberRange": rng})
+                rng["EndingSequenceNumber"] = (s.records[-1]["dynamodb"]["SequenceNumber"] if s.records
+                                               else str(s.first_seq))
+            shards.append({"ShardId": sid, **({"ParentShardId": s.parent} if s.parent else {}),
+                           "SequenceNumberRange": rng})
         desc = {"StreamArn": StreamArn, "StreamStatus": "ENABLED", "StreamViewType": self.view_type, "Shards": shards}
         if start + len(page) < len(ids):
             desc["LastEvaluatedShardId"] = page[-1]
@@ -145,7 +149,8 @@ class FakeStreams:
 
     def get_shard_iterator(self, StreamArn: str, ShardId: str, ShardIteratorType: str,
                            SequenceNumber: Optional[str] = None) -> Dict[str, Any]:
-        self._enter("GetShardIterator", ShardId=ShardId, ShardIteratorType=ShardIteratorType, SequenceNumber=SequenceNumber)
+        self._enter("GetShardIterator", ShardId=ShardId, ShardIteratorType=ShardIteratorType,
+                    SequenceNumber=SequenceNumber)
         self._check_arn(StreamArn, "GetShardIterator")
         s = self.shards.get(ShardId)
         if s is None:

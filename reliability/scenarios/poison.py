@@ -58,7 +58,8 @@ def run(backend: str, size: int, seed: int, state: Path, rate: float = RATE) -> 
         NAME, backend, size, load=f"{size:,} requests at {rate:g}/s, {len(poison)} of them poison",
         faults=f"{len(poison)} poison requests (TransientError on every run)",
         findings=findings, runtime_s=time.monotonic() - began, state=state, errors=errors,
-        facts={"retries": f"poison requests each ran {sorted(set(findings.poison_runs))} times (1 + {runs_expected - 1} retries); "
+        facts={"retries": f"poison requests each ran {sorted(set(findings.poison_runs))} times "
+                         f"(1 + {runs_expected - 1} retries); "
                          f"PUT->FAILED max {max(poison, default=0) / 1000:.1f} s",
                "runner": f"{counters.get('retries', 0)} retries, {counters.get('partial_failures', 0)} partial "
                          f"batch responses, {counters.get('bisects', 0)} bisects, "
