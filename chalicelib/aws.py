@@ -1,35 +1,41 @@
 """AWS clients, configured once: bounded retries and timeouts, a pool sized for the threads."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings
 
+if TYPE_CHECKING:  # the stub packages are dev-only (requirements-dev.txt); nothing is imported at run time
+    from botocore.config import Config
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
 
-def _client(service: str, settings: Settings, **config: Any) -> Any:
-    import boto3
+
+def _config(**config: Any) -> Config:
     from botocore.config import Config
 
-    return boto3.client(
-        service,
-        endpoint_url=settings.dynamodb_endpoint_url,
-        config=Config(
-            # Three tries in all (standard mode backs off up to ~1 s, then ~2 s): a write-back
-            # still throttled after that is reported for Lambda to retry rather than holding a
-            # worker thread of the batch any longer.
-            retries={"mode": "standard", "total_max_attempts": 3},
-            connect_timeout=2,
-            read_timeout=5,
-            **config,
-        ),
+    return Config(
+        # Three tries in all (standard mode backs off up to ~1 s, then ~2 s): a write-back
+        # still throttled after that is reported for Lambda to retry rather than holding a
+        # worker thread of the batch any longer.
+        retries={"mode": "standard", "total_max_attempts": 3},
+        connect_timeout=2,
+        read_timeout=5,
+        **config,
     )
 
 
-def dynamodb_client(settings: Settings) -> Any:
-    return _client("dynamodb", settings, max_pool_connections=settings.max_concurrency + 2)
+def dynamodb_client(settings: Settings) -> DynamoDBClient:
+    import boto3
+
+    return boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint_url,
+                        config=_config(max_pool_connections=settings.max_concurrency + 2))
 
 
-def streams_client(settings: Settings) -> Any:
+def streams_client(settings: Settings) -> DynamoDBStreamsClient:
+    import boto3
+
     # Recent botocore derives an account-scoped host from the stream ARN; the classic regional
     # endpoint serves the same API and is what local endpoints emulate.
-    return _client("dynamodbstreams", settings, account_id_endpoint_mode="disabled")
+    return boto3.client("dynamodbstreams", endpoint_url=settings.dynamodb_endpoint_url,
+                        config=_config(account_id_endpoint_mode="disabled"))

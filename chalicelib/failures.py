@@ -89,7 +89,8 @@ class FailureConsumer:
 
     def _stream_call(self, operation: str, **kwargs: Any) -> Dict[str, Any]:
         try:
-            return getattr(self._streams, operation)(**kwargs)
+            page: Dict[str, Any] = getattr(self._streams, operation)(**kwargs)
+            return page
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _UNREADABLE:
                 raise UnreadableRange(str(exc)) from exc

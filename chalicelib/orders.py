@@ -41,6 +41,7 @@ def take_order(order: Mapping[str, Any]) -> Dict[str, Any]:
         dish, qty = item.get("dish"), item.get("qty")
         if dish not in MENU:
             raise RejectedRequest(f"unknown dish {dish!r}: not on the menu")
+        assert isinstance(dish, str)  # for mypy: it equals a key of MENU, and JSON has no other type equal to a str
         if isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= MAX_QTY:
             raise RejectedRequest(f"qty of {dish} must be a whole number from 1 to {MAX_QTY}, got {qty!r}")
         portions[dish] = portions.get(dish, 0) + qty

@@ -42,7 +42,7 @@ class Reconciler:
         cutoff = now_ms - self._settings.reconcile_after_seconds * 1000
         give_up_before = now_ms - self._settings.give_up_after_seconds * 1000
         counts = {"examined": 0, "redriven": 0, "failed": 0}
-        start: Optional[dict] = None
+        start: Optional[Dict[str, Any]] = None
         while counts["examined"] < self._settings.max_items:
             items, start = self._store.list_by_status(PENDING, limit=_PAGE, start=start, created_before_ms=cutoff)
             for item in items:
@@ -53,7 +53,7 @@ class Reconciler:
         logger.info("reconciled", extra=counts)
         return counts
 
-    def _reconcile(self, item: dict, now_ms: int, give_up_before: int, counts: Dict[str, int]) -> None:
+    def _reconcile(self, item: Dict[str, Any], now_ms: int, give_up_before: int, counts: Dict[str, int]) -> None:
         request_id = item["id"]
         try:
             if not item.get("redriven"):

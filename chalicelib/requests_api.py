@@ -91,7 +91,7 @@ def retry_request(request_id: str) -> Response:
 @bp.route("/requests", methods=["GET"], **AUTH)
 @_errors_as_json
 def list_requests() -> Dict[str, Any]:
-    query = bp.current_request.query_params or {}
+    query: Mapping[str, str] = bp.current_request.query_params or {}
     status = query.get("status")
     if status not in LISTABLE:
         raise InvalidQuery(f"status must be one of {', '.join(LISTABLE)}")
@@ -125,7 +125,8 @@ def decode_cursor(cursor: str, status: str) -> Dict[str, Any]:
         valid = False
     if not valid:
         raise InvalidQuery("cursor is not valid: pass back the `next` value of the previous page unchanged")
-    return key
+    valid_key: Dict[str, Any] = key
+    return valid_key
 
 
 def view_of(item: Dict[str, Any]) -> Dict[str, Any]:

@@ -21,7 +21,8 @@ def use(name: str, value: Optional[Any]) -> None:
 def settings() -> config.Settings:
     if "settings" not in _built:
         _built["settings"] = config.Settings.from_env()
-    return _built["settings"]
+    built: config.Settings = _built["settings"]
+    return built
 
 
 def store() -> RequestStore:
@@ -29,7 +30,8 @@ def store() -> RequestStore:
         from chalicelib.aws import dynamodb_client
 
         _built["store"] = RequestStore(dynamodb_client(settings()), settings().table_name)
-    return _built["store"]
+    built: RequestStore = _built["store"]
+    return built
 
 
 def streams() -> Any:

@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, cast
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError, HTTPClientError
 
@@ -272,7 +272,8 @@ class RequestStore:
 
     def _call(self, operation: str, **kwargs: Any) -> Dict[str, Any]:
         try:
-            return getattr(self._client, operation)(**kwargs)
+            response: Dict[str, Any] = getattr(self._client, operation)(**kwargs)
+            return response
         except (ClientError, BotoCoreError) as exc:
             raise map_error(exc) from exc
 
@@ -282,14 +283,16 @@ def to_attribute(value: Any) -> Dict[str, Any]:
     from boto3.dynamodb.types import TypeSerializer
 
     exact = json.loads(json.dumps(value), parse_float=Decimal)
-    return TypeSerializer().serialize(exact)
+    # The stubs type the result as a TypedDict of every attribute kind; callers treat it as a plain dict.
+    return cast(Dict[str, Any], TypeSerializer().serialize(exact))
 
 
 def from_attribute(value: Mapping[str, Any]) -> Any:
     """A typed DynamoDB attribute as plain JSON-compatible Python (ints stay ints)."""
     from boto3.dynamodb.types import TypeDeserializer
 
-    return _plain(TypeDeserializer().deserialize(value))
+    # The stubs want their attribute TypedDict; an item read from the client is a mapping of the same shape.
+    return _plain(TypeDeserializer().deserialize(cast(Any, value)))
 
 
 def _plain(value: Any) -> Any:
