@@ -94,7 +94,7 @@ def pick_template(templates: Mapping[str, str], accept: str | None) -> tuple[str
     if not templates:
         return None
     for content_type in (accept, "application/json"):
-        if content_type in templates:
+        if content_type is not None and content_type in templates:
             return content_type, templates[content_type]
     return next(iter(templates.items()))
 

@@ -81,7 +81,8 @@ class HttpTransport:
         self._endpoint_url = endpoint_url
         self._signer = SigV4Auth(Credentials(access_key_id, secret_access_key), "dynamodb", region)
         # URLLib3Session never retries, like API Gateway.
-        self._session = URLLib3Session(timeout=timeout_seconds)
+        # Ignored (arg-type): botocore-stubs say int; botocore passes it to urllib3's Timeout, which takes a float.
+        self._session = URLLib3Session(timeout=timeout_seconds)  # type: ignore[arg-type]
 
     def __call__(self, action: str, body: bytes) -> tuple[int, bytes]:
         request = AWSRequest(

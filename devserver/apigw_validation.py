@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, List, cast
 
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
@@ -57,7 +57,8 @@ def _describe(error: ValidationError) -> str:
             f"(allowed: {json.dumps(sorted(allowed), separators=(',', ':'))})"
         )
     if error.validator == "required" and isinstance(error.instance, dict):
-        missing = sorted(name for name in error.validator_value if name not in error.instance)
+        required = cast(List[str], error.validator_value)  # a "required" error's value is the schema's list
+        missing = sorted(name for name in required if name not in error.instance)
         return f"object has missing required properties ({json.dumps(missing, separators=(',', ':'))})"
     return error.message
 

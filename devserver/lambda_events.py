@@ -7,6 +7,7 @@ faster one for local runs).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -163,13 +164,15 @@ def rate_seconds(expression: Any) -> float:
 
 
 def app_event_sources(app: Any, *, sqs: Any, region: str, schedule_every: Optional[float],
-                      poll_every: float = 0.25) -> List[Repeating]:
-    """Threads for every SQS and schedule handler the Chalice app declares (not started)."""
+                      poll_every: float = 0.25,
+                      handler_for: Optional[Callable[[str], Handler]] = None) -> List[Repeating]:
+    """Threads for every SQS and schedule handler the Chalice app declares (not started). Each
+    invokes `handler_for(name)` (function instances), or the app's handler in this process."""
     from chalice.app import ScheduledEventConfig, SQSEventConfig
 
     threads: List[Repeating] = []
     for source in app.event_sources:
-        handler = app.handler_map[source.name]
+        handler = handler_for(source.name) if handler_for else app.handler_map[source.name]
         if isinstance(source, SQSEventConfig):
             name = (source.queue_arn or "").rsplit(":", 1)[-1] or source.queue
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
@@ -177,12 +180,20 @@ def app_event_sources(app: Any, *, sqs: Any, region: str, schedule_every: Option
             consumer = SqsEventSource(sqs, url, arn, handler, region=region, function_name=source.name,
                                       batch_size=source.batch_size)
             threads.append(Repeating(f"sqs-{source.name}", consumer.poll_once, poll_every,
-                                     status=lambda c=consumer: dict(c.counters)))
+                                     status=functools.partial(_sqs_status, consumer)))
         elif isinstance(source, ScheduledEventConfig):
             every = schedule_every or rate_seconds(source.schedule_expression)
             schedule = Schedule(handler, rule_arn=f"arn:aws:events:{region}:123456789012:rule/{source.name}",
                                 region=region, function_name=source.name)
             threads.append(Repeating(f"schedule-{source.name}", schedule.fire, every,
-                                     status=lambda s=schedule, e=every: {
-                                         "every_s": e, "fired": s.fired, "last_result": s.last_result}))
+                                     status=functools.partial(_schedule_status, schedule, every)))
     return threads
+
+
+# Bound with functools.partial (not a closure) so that each thread reports its own source.
+def _sqs_status(consumer: SqsEventSource) -> Dict[str, Any]:
+    return dict(consumer.counters)
+
+
+def _schedule_status(schedule: Schedule, every: float) -> Dict[str, Any]:
+    return {"every_s": every, "fired": schedule.fired, "last_result": schedule.last_result}

@@ -31,6 +31,7 @@ def _serialised(call_action: Callable[..., Any]) -> Callable[..., Any]:
 
 def serialise_dynamodb() -> None:
     for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        # Ignored (method-assign): replacing the method on the class is the point (every request takes the lock).
         handler.call_action = _serialised(handler.call_action)  # type: ignore[method-assign]
 
 
@@ -38,4 +39,5 @@ if __name__ == "__main__":
     from moto.server import main
 
     serialise_dynamodb()
-    sys.exit(main(sys.argv[1:]))
+    main(sys.argv[1:])  # returns None once the server stops
+    sys.exit(0)

@@ -194,7 +194,7 @@ class JavaString(str):
         return JavaList(JavaString(part) for part in parts)
 
 
-class JavaList(list):  # type: ignore[type-arg]
+class JavaList(list[Any]):
     """A list that also answers java.util.List's methods."""
 
     def size(self) -> int:
@@ -217,7 +217,7 @@ class JavaList(list):  # type: ignore[type-arg]
         return "[" + ", ".join(java_str(item) for item in self) + "]"
 
 
-class JavaMap(dict):  # type: ignore[type-arg]
+class JavaMap(dict[Any, Any]):
     """A dict that also answers java.util.Map's methods."""
 
     def size(self) -> int:
