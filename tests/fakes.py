@@ -6,6 +6,13 @@ from typing import Any, Callable, Dict
 from botocore.exceptions import ClientError
 
 
+def client_error(code: str, operation: str, *, message: str = "m", status: int = 400) -> ClientError:
+    """What botocore raises for an AWS error answer, with the keys our code reads. (botocore-stubs type the
+    response with every ResponseMetadata key, RequestId, HostId..., which a fake has no use for.)"""
+    response: Any = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, operation)
+
+
 class FailingClient:
     """A DynamoDB client that fails one operation (when `when` accepts its arguments) with the
     given error code and passes everything else to the real client."""
@@ -14,7 +21,7 @@ class FailingClient:
                  message: str = "slow down", when: Callable[[Dict[str, Any]], bool] = lambda kwargs: True) -> None:
         self._client = client
         self._operation = operation
-        self._error = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        self._code, self._message = code, message
         self._when = when
 
     def __getattr__(self, name: str) -> Any:
@@ -24,6 +31,6 @@ class FailingClient:
 
         def failing(**kwargs: Any) -> Any:
             if self._when(kwargs):
-                raise ClientError(self._error, name)
+                raise client_error(self._code, name, message=self._message)
             return real(**kwargs)
         return failing

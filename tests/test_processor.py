@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, List, Mapping
 
 import pytest
-from botocore.exceptions import ClientError
 from chalice.test import Client
 
 import app as app_module
@@ -16,7 +15,7 @@ from chalicelib.errors import TransientError
 from chalicelib.orders import take_order
 from chalicelib.store import RequestStore
 from tests.conftest import TABLE
-from tests.fakes import FailingClient
+from tests.fakes import FailingClient, client_error
 from tests.streamevents import StreamEvents, pending_item
 
 NOW = 1767225700.25
@@ -226,10 +225,8 @@ def test_a_throttled_status_read_retries_the_whole_batch_without_running_anythin
 
 @pytest.mark.parametrize("raised, expected_status", [
     (ValueError("boom"), "FAILED"),
-    (ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"},
-                  "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendMessage"), "PENDING"),
-    (ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"},
-                  "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendMessage"), "FAILED"),
+    (client_error("ThrottlingException", "SendMessage", message="slow"), "PENDING"),
+    (client_error("AccessDeniedException", "SendMessage", message="no"), "FAILED"),
 ])
 def test_unexpected_and_downstream_errors_are_classified(lambda_client, dynamodb, events, raised, expected_status):
     def logic(request: Mapping[str, Any]) -> Any:

@@ -9,13 +9,13 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ParamValid
 
 from chalicelib.errors import ConditionFailed, ItemTooLarge, StoreMisconfigured, StoreUnavailable
 from chalicelib.store import ERROR_CLASSES, RequestStore, from_attribute, map_error, to_attribute
+from tests import fakes
 from tests.conftest import TABLE
 from tests.streamevents import pending_item
 
 
 def client_error(code: str, status: int = 400, message: str = "m") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": status}}, "PutItem")
+    return fakes.client_error(code, "PutItem", message=message, status=status)
 
 
 def test_every_error_in_dynamodbs_model_has_a_decided_meaning():
