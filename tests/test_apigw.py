@@ -7,7 +7,7 @@ import itertools
 import json
 import socket
 import threading
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import boto3
 import pytest
@@ -18,7 +18,7 @@ from werkzeug.test import Client, TestResponse
 
 from devserver import infra
 from devserver.apigw import IdGenerator, LocalApiGateway, make_app, make_server
-from devserver.apigw_transport import BotocoreTransport, HttpTransport, IntegrationTimeout
+from devserver.apigw_transport import BotocoreTransport, DynamoDBTransport, HttpTransport, IntegrationTimeout
 from devserver.apigw_validation import validation_error
 from tests.conftest import TABLE, TEMPLATE
 
@@ -35,7 +35,8 @@ class RecordingTransport:
 
     def __init__(self, inner: Optional[Callable[[str, bytes], Tuple[int, bytes]]] = None,
                  answer: Tuple[int, bytes] = (200, b"{}")) -> None:
-        self.inner, self.answer, self.calls = inner, answer, []  # type: ignore[var-annotated]
+        self.inner, self.answer = inner, answer
+        self.calls: List[Tuple[str, bytes]] = []
 
     def __call__(self, action: str, body: bytes) -> Tuple[int, bytes]:
         self.calls.append((action, body))
@@ -63,7 +64,7 @@ def stand_in_chalice() -> Chalice:
     return app
 
 
-def gateway(transport: Callable[[str, bytes], Tuple[int, bytes]], chalice_app: Optional[Chalice] = None) -> Client:
+def gateway(transport: DynamoDBTransport, chalice_app: Optional[Chalice] = None) -> Client:
     app = make_app(TEMPLATE, TABLE, "http://127.0.0.1:9", REGION, chalice_app=chalice_app or stand_in_chalice(),
                    transport=transport, clock=lambda: NOW, ids=sequential_ids())
     return Client(app)
@@ -118,7 +119,8 @@ def test_the_idempotency_key_is_the_id(api, dynamodb):
     response = api.put("/requests", data=b"{}", headers={**JSON, "Idempotency-Key": "order-7"})
 
     assert (response.status_code, response.json) == (202, {"id": "order-7"})
-    assert item(dynamodb, "order-7")["status"] == {"S": "PENDING"}
+    stored = item(dynamodb, "order-7")
+    assert stored is not None and stored["status"] == {"S": "PENDING"}
 
 
 def test_a_duplicate_idempotency_key_answers_409_and_keeps_the_first_request(api, dynamodb):
@@ -129,7 +131,8 @@ def test_a_duplicate_idempotency_key_answers_409_and_keeps_the_first_request(api
     assert response.status_code == 409
     assert json.loads(response.get_data()) == {
         "id": "dup", "message": "a request with this id already exists; it was not changed"}
-    assert item(dynamodb, "dup")["request"] == {"S": '{"n": 1}'}
+    stored = item(dynamodb, "dup")
+    assert stored is not None and stored["request"] == {"S": '{"n": 1}'}
 
 
 def test_a_forced_x_amzn_request_id_is_the_id(api, dynamodb):
@@ -147,7 +150,8 @@ def test_json_with_a_charset_or_without_a_content_type_is_accepted(content_type,
     response = api.put("/requests", data=b'{"a": 1}', headers=headers)
 
     assert response.status_code == 202
-    assert item(dynamodb, response.json["id"])["request"] == {"S": '{"a": 1}'}
+    stored = item(dynamodb, response.json["id"])
+    assert stored is not None and stored["request"] == {"S": '{"a": 1}'}
 
 
 # --- PUT /requests: refused before DynamoDB ------------------------------------------------------------
@@ -334,7 +338,7 @@ def test_the_project_app_reads_back_what_the_put_stored(dynamodb, moto_transport
     runtime.reset()
 
     assert put.status_code == 202
-    assert got.status_code == 200 and got.json["id"] == "e2e-1"
+    assert got.status_code == 200 and got.json is not None and got.json["id"] == "e2e-1"
 
 
 # --- over real sockets: a moto server as DynamoDB, the gateway as a threaded server -----------------
