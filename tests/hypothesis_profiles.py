@@ -12,6 +12,7 @@ profile of the same short name is replaced.
 from __future__ import annotations
 
 import os
+from typing import Any, Dict
 
 from hypothesis import HealthCheck, settings
 
@@ -19,10 +20,11 @@ PROFILE_VARIABLE = "STOREFIRST_PROFILE"
 PROFILES = ("dev", "ci")
 # Each example is a request to a server: no deadline (a slow moment of the machine is not a
 # failure), and no health check that assumes examples are cheap.
-_OVER_HTTP = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_OVER_HTTP: Dict[str, Any] = dict(deadline=None,
+                                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
-settings.register_profile("stack-dev", max_examples=100, **_OVER_HTTP)  # type: ignore[arg-type]
-settings.register_profile("stack-ci", max_examples=2000, **_OVER_HTTP)  # type: ignore[arg-type]
+settings.register_profile("stack-dev", max_examples=100, **_OVER_HTTP)
+settings.register_profile("stack-ci", max_examples=2000, **_OVER_HTTP)
 
 
 def profile_name() -> str:

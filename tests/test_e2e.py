@@ -67,6 +67,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     values = read_values(db, "#")
     drain(db)
     api_port = free_port()
+    # Ignored (arg-type): api is None for one line, as the API starts from the stack's own arguments.
     stack = Stack(request.param, state, db, values, api=None, api_url=f"http://127.0.0.1:{api_port}")  # type: ignore[arg-type]
     stack.api = start("api", ["api", *stack.part_args(), "--port", str(api_port)], logs)
     read_values(stack.api, "API_URL")

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Literal, Optional, Tuple
 
 import pytest
 from botocore.config import Config
@@ -45,7 +45,7 @@ def proxy(moto: DbProcess) -> Iterator[FaultProxy]:
         yield running
 
 
-def aws(service: str, endpoint: str) -> Any:
+def aws(service: Literal["dynamodb", "dynamodbstreams", "sqs"], endpoint: str) -> Any:
     import boto3
 
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION, config=NO_RETRIES,

@@ -88,7 +88,12 @@ def test_a_function_error_leaves_the_whole_batch_on_the_queue(queue):
 
 def test_a_schedule_fires_an_eventbridge_shaped_event():
     seen: List[Dict[str, Any]] = []
-    schedule = Schedule(lambda event, context: seen.append(event) or {"ok": 1},
+
+    def handler(event: Dict[str, Any], context: Any) -> Dict[str, int]:
+        seen.append(event)
+        return {"ok": 1}
+
+    schedule = Schedule(handler,
                         rule_arn="arn:aws:events:eu-central-1:123456789012:rule/reconcile",
                         region="eu-central-1", function_name="reconcile", clock=lambda: 0.0)
 

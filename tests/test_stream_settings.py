@@ -8,6 +8,7 @@ from typing import Any, Dict
 import pytest
 import yaml
 from chalice import Chalice
+from chalice.app import DynamoDBEventConfig
 
 from devserver.stream.settings import (
     DecoratorValues,
@@ -39,9 +40,11 @@ def test_the_project_template_and_app() -> None:
     import app  # the real Chalice app: its blueprint registers the @on_dynamodb_record handler
 
     settings = settings_from_template(TEMPLATE, app.app)
+    source = app.app.event_sources[0]
+    assert isinstance(source, DynamoDBEventConfig)
     assert settings.function_name == "process"
-    assert settings.batch_size == app.app.event_sources[0].batch_size
-    assert settings.starting_position == app.app.event_sources[0].starting_position
+    assert settings.batch_size == source.batch_size
+    assert settings.starting_position == source.starting_position
     assert settings.report_batch_item_failures is True
     assert settings.bisect_on_error is True
     assert settings.max_retry_attempts == 10
@@ -129,5 +132,5 @@ def test_values_aws_accepts(props: Dict[str, Any], field: str, expected: Any) ->
 def test_settings_are_frozen_and_hashable() -> None:
     settings = parse_settings(TEMPLATE, DECORATOR)
     with pytest.raises(AttributeError):
-        settings.batch_size = 1  # type: ignore[misc]
+        settings.batch_size = 1  # type: ignore[misc]  # assigning to a frozen field is what this test checks
     assert hash(settings) == hash(parse_settings(TEMPLATE, DECORATOR))
