@@ -100,5 +100,6 @@ class Tape:
             key = request_key(target.decode() if isinstance(target, bytes) else target, request.body)
             time.sleep(latency_s)
             status, headers, body = self.answers[key]
-            return AWSResponse(request.url, status, headers, _Raw(body))
+            # Ignored (arg-type): botocore-stubs want HTTPHeaders; AWSResponse wraps any mapping in a HeadersDict.
+            return AWSResponse(request.url, status, headers, _Raw(body))  # type: ignore[arg-type]
         client.meta.events.register("before-send.dynamodb.*", send)

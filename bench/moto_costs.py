@@ -32,6 +32,7 @@ def run(count: int = 100) -> Dict[str, Any]:
         try:
             dynamodb = client("dynamodb", moto.endpoint_url, REGION)
             stream_arn = ensure_table(dynamodb, yaml.safe_load(TEMPLATE.read_text()), TABLE)
+            assert stream_arn is not None  # the template's table has a stream
             streams = boto3.client("dynamodbstreams", endpoint_url=moto.endpoint_url, region_name=REGION,
                                    config=CLIENT_CONFIG)
             store = RequestStore(dynamodb, TABLE)

@@ -176,6 +176,7 @@ def test_dynamodb_local_expires_items_itself_and_tag_ttl_remove_recognises_its_r
     try:
         dynamodb = client("dynamodb", handle.endpoint_url, REGION)
         arn = ensure_table(dynamodb, without_index, TABLE)
+        assert arn is not None  # the table has a stream
         _put(dynamodb, TABLE, "old", ttl={"N": str(int(time.time()) - 60)})
         deadline = time.monotonic() + 60  # observed: gone within ~11 s on a quiet machine
         while _ids(dynamodb, TABLE) and time.monotonic() < deadline:
@@ -244,21 +245,21 @@ def test_serve_db_with_an_external_endpoint_creates_and_returns(moto: DbProcess,
 # --- TTL sweeper -----------------------------------------------------------------------------------------
 
 def test_sweeper_deletes_only_expired_items(table: Table) -> None:
-    ddb, table = table.client, table.name
-    _put(ddb, table, "expired", ttl={"N": str(NOW - 10)})
-    _put(ddb, table, "expires-now", ttl={"N": str(NOW)})
-    _put(ddb, table, "future", ttl={"N": str(NOW + 100)})
-    _put(ddb, table, "no-ttl")
-    _put(ddb, table, "string-ttl", ttl={"S": str(NOW - 10)})
-    _put(ddb, table, "ancient", ttl={"N": str(NOW - MAX_TTL_AGE_SECONDS - 1)})
+    ddb, table_name = table.client, table.name
+    _put(ddb, table_name, "expired", ttl={"N": str(NOW - 10)})
+    _put(ddb, table_name, "expires-now", ttl={"N": str(NOW)})
+    _put(ddb, table_name, "future", ttl={"N": str(NOW + 100)})
+    _put(ddb, table_name, "no-ttl")
+    _put(ddb, table_name, "string-ttl", ttl={"S": str(NOW - 10)})
+    _put(ddb, table_name, "ancient", ttl={"N": str(NOW - MAX_TTL_AGE_SECONDS - 1)})
     clock = [float(NOW) + 0.9]
-    sweeper = TtlSweeper(ddb, table, "ttl", clock=lambda: clock[0])
+    sweeper = TtlSweeper(ddb, table_name, "ttl", clock=lambda: clock[0])
     assert sweeper.sweep_once() == 2
-    assert _ids(ddb, table) == {"future", "no-ttl", "string-ttl", "ancient"}
+    assert _ids(ddb, table_name) == {"future", "no-ttl", "string-ttl", "ancient"}
     assert sweeper.sweep_once() == 0
     clock[0] = NOW + 100
     assert sweeper.sweep_once() == 1
-    assert _ids(ddb, table) == {"no-ttl", "string-ttl", "ancient"}
+    assert _ids(ddb, table_name) == {"no-ttl", "string-ttl", "ancient"}
 
 
 class _UpdatesAfterScan:
@@ -277,29 +278,29 @@ class _UpdatesAfterScan:
 
 
 def test_sweeper_keeps_an_item_whose_ttl_changed_after_the_scan(table: Table) -> None:
-    ddb, table = table.client, table.name
-    _put(ddb, table, "renewed", ttl={"N": str(NOW - 10)})
-    _put(ddb, table, "expired", ttl={"N": str(NOW - 10)})
-    sweeper = TtlSweeper(_UpdatesAfterScan(ddb, table), table, "ttl", clock=lambda: NOW)
+    ddb, table_name = table.client, table.name
+    _put(ddb, table_name, "renewed", ttl={"N": str(NOW - 10)})
+    _put(ddb, table_name, "expired", ttl={"N": str(NOW - 10)})
+    sweeper = TtlSweeper(_UpdatesAfterScan(ddb, table_name), table_name, "ttl", clock=lambda: NOW)
     assert sweeper.sweep_once() == 1
-    assert _ids(ddb, table) == {"renewed"}
+    assert _ids(ddb, table_name) == {"renewed"}
 
 
 def test_sweeper_thread_sweeps_until_stopped_and_its_removes_are_tagged(table: Table, moto: DbProcess) -> None:
-    ddb, table = table.client, table.name
-    arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
-    _put(ddb, table, "gone", ttl={"N": str(int(time.time()) - 1)})
-    sweeper = TtlSweeper(ddb, table, "ttl", interval_seconds=0.05)
+    ddb, table_name = table.client, table.name
+    arn = ddb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+    _put(ddb, table_name, "gone", ttl={"N": str(int(time.time()) - 1)})
+    sweeper = TtlSweeper(ddb, table_name, "ttl", interval_seconds=0.05)
     sweeper.start()
     try:
         deadline = time.monotonic() + 5
-        while _ids(ddb, table) and time.monotonic() < deadline:
+        while _ids(ddb, table_name) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         started = time.monotonic()
         sweeper.stop()
         assert time.monotonic() - started < 1
-    assert _ids(ddb, table) == set()
+    assert _ids(ddb, table_name) == set()
     records = _stream_records(client("dynamodbstreams", moto.endpoint_url, REGION), arn)
     assert [r["eventName"] for r in records] == ["INSERT", "REMOVE"]
     assert "userIdentity" not in records[1]  # moto cannot say who deleted: the runner must tag
