@@ -84,7 +84,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import boto3
 import yaml
@@ -117,10 +117,14 @@ LOG_DIR = REPO_ROOT / ".local" / "logs"  # kept after a stop, unlike the launche
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-def client(service: str, endpoint_url: str | None, region: str, *, fake_credentials: bool = True) -> Any:
+def client(service: Literal["dynamodb", "dynamodbstreams", "sqs"], endpoint_url: str | None, region: str, *,
+           fake_credentials: bool = True) -> Any:
     """A boto3 client for a local endpoint; fake credentials unless talking to something real."""
     credentials = FAKE_CREDENTIALS if fake_credentials else {}
-    return boto3.client(service, endpoint_url=endpoint_url, region_name=region, **credentials)
+    # None (the default) lets boto3 find real credentials.
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=region,
+                        aws_access_key_id=credentials.get("aws_access_key_id"),
+                        aws_secret_access_key=credentials.get("aws_secret_access_key"))
 
 
 def serve_db(argv: list[str] | None = None) -> int:
