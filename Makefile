@@ -8,7 +8,7 @@ STAGE ?= dev
 STACK ?= storefirst-$(STAGE)
 PACKAGE_DIR := build/package
 
-.PHONY: run test package deploy clean bench security
+.PHONY: run test lint package deploy clean bench security
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: $(VENV)/.installed node_modules/.installed
+# ruff (style, import order, likely bugs) then mypy (types; chalicelib and app.py strict): pyproject.toml.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# Any lint finding fails the run before the tests start.
+test: lint $(VENV)/.installed node_modules/.installed
 	$(PY) -m pytest -q
 
 run: $(VENV)/.installed node_modules/.installed
@@ -90,4 +96,4 @@ deploy: package
 		--capabilities CAPABILITY_IAM
 
 clean:
-	rm -rf build .pytest_cache .hypothesis .local
+	rm -rf build .pytest_cache .hypothesis .local .mypy_cache .ruff_cache
