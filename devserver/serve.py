@@ -104,6 +104,7 @@ def serve_api(argv: Optional[list[str]] = None) -> int:
     sqs = client("sqs", args.sqs_endpoint or args.dynamodb_endpoint, args.region)
     app = WithLocalStatus(gateway, lambda: local_status(Path(args.status_file),
                                                         sqs_queue_depth(sqs, args.queue_name)))
+    # Ignored (arg-type): make_server is typed for LocalApiGateway; WithLocalStatus is another WSGI app.
     server = make_server(app, args.host, args.port)  # type: ignore[arg-type]
     stop_on_sigterm(server.shutdown)
     print(f"API_URL=http://{args.host}:{server.server_port}", flush=True)

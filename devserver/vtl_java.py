@@ -20,7 +20,7 @@ covers the Java syntax templates use in practice, and Java-only constructs such 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any, Callable, SupportsIndex
 
 _UTF16 = "utf-16-le"
 _JAVA_NAMED_GROUP = re.compile(r"(?<!\\)\(\?<(?![=!])")
@@ -164,7 +164,7 @@ class JavaString(str):
     def matches(self, regex: str) -> bool:
         return java_regex(regex).fullmatch(self) is not None
 
-    def replace(self, old: str, new: str, count: int = -1) -> JavaString:  # type: ignore[override]
+    def replace(self, old: str, new: str, count: SupportsIndex = -1) -> JavaString:
         return JavaString(str.replace(self, str(old), str(new), count))
 
     def replaceAll(self, regex: str, replacement: str) -> JavaString:
@@ -175,6 +175,7 @@ class JavaString(str):
         pattern = java_regex(regex)
         return JavaString(pattern.sub(java_replacement(pattern, replacement), self, count=1))
 
+    # Ignored (override): Java's split(regex, limit), not str's; VTL templates call the Java method.
     def split(self, regex: str, limit: int = 0) -> JavaList:  # type: ignore[override]
         parts: list[str] = []
         start = 0
