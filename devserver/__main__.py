@@ -1,19 +1,60 @@
-"""python -m devserver [all|db|api|runner|faults] ...: the local stack, or one part of it."""
+"""`python -m devserver [options]` (what `make run` runs): `chalice local`, with the local stack's
+options turned into its STOREFIRST_* environment (devserver/local_config.py). The process replaces
+itself with `chalice local`, so Ctrl-C and SIGTERM reach exactly what a user typing it would get.
+
+`python -m devserver db|faults ...` start one part alone (see each part's --help).
+"""
+from __future__ import annotations
+
+import argparse
+import os
 import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import List, Optional
 
 from devserver.db import serve_db
 from devserver.faults import serve_faults
-from devserver.serve import serve_api, serve_runner
-from devserver.stack import run_stack
+from devserver.local_config import BACKENDS, PROJECT_DIR, LocalConfig, LocalConfigError
 
-PARTS = {"db": serve_db, "api": serve_api, "runner": serve_runner, "faults": serve_faults,
-         "all": run_stack}
+PARTS = {"db": serve_db, "faults": serve_faults}
 
 
-def main(argv: list) -> int:
+def chalice_local_command(argv: Optional[List[str]] = None) -> tuple[List[str], dict[str, str]]:
+    """The `chalice local` command line and environment that `python -m devserver argv` runs."""
+    parser = argparse.ArgumentParser(prog="python -m devserver", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--stage", default="dev", help="the Chalice stage (.chalice/config.json)")
+    parser.add_argument("--no-autoreload", action="store_true", help="do not restart when the code changes")
+    parser.add_argument("--backend", choices=BACKENDS, default="moto",
+                        help="moto's server, AWS's DynamoDB Local (data kept in the state directory), "
+                             "or any endpoint (--endpoint-url, e.g. LocalStack)")
+    parser.add_argument("--endpoint-url", help="with --backend url: the DynamoDB endpoint")
+    parser.add_argument("--reset", action="store_true", help="DynamoDB Local: start from an empty database")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="checkpoints, logs and database files (default: outside the project, "
+                             "~/.local/state/storefirst/<project>-<hash>)")
+    args = parser.parse_args(argv)
+    try:
+        config = LocalConfig.from_env()
+        config = replace(config, backend=args.backend, endpoint_url=args.endpoint_url, reset=args.reset,
+                         state_dir=args.state_dir or config.state_dir)
+    except LocalConfigError as exc:
+        parser.error(str(exc))
+    chalice = str(Path(sys.executable).with_name("chalice"))
+    command = [chalice, "--project-dir", str(PROJECT_DIR), "local", "--host", args.host, "--port", str(args.port),
+               "--stage", args.stage]
+    if args.no_autoreload:
+        command.append("--no-autoreload")
+    return command, {**os.environ, **config.to_env()}
+
+
+def main(argv: List[str]) -> int:
     if argv and argv[0] in PARTS:
         return PARTS[argv[0]](argv[1:])
-    return run_stack(argv)
+    command, environment = chalice_local_command(argv)
+    os.execve(command[0], command, environment)
 
 
 if __name__ == "__main__":

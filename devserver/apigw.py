@@ -284,6 +284,7 @@ def make_app(
     account_id: str = "123456789012",
     project_dir: Path = PROJECT_DIR,
     physical_names: Mapping[str, str] | None = None,
+    chalice_stage: str = "dev",
 ) -> LocalApiGateway:
     """The local API for infra/template.yaml and the project's Chalice app (app.py).
 
@@ -298,7 +299,8 @@ def make_app(
         api,
         transport if transport is not None else HttpTransport(dynamodb_endpoint, region, timeout_seconds=timeout),
         ChaliceRoutes(
-            chalice_app if chalice_app is not None else _load_project_app(project_dir), project_dir=project_dir
+            chalice_app if chalice_app is not None else _load_project_app(project_dir), project_dir=project_dir,
+            chalice_stage=chalice_stage,
         ),
         clock=clock,
         ids=ids,
@@ -307,7 +309,8 @@ def make_app(
     )
 
 
-def make_server(app: LocalApiGateway, host: str = "127.0.0.1", port: int = 8000) -> serving.BaseWSGIServer:
+def make_server(app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1",
+                port: int = 8000) -> serving.BaseWSGIServer:
     """A threaded server (port 0 picks a free one); run `serve_forever()`, stop with `shutdown()`."""
     return serving.make_server(host, port, app, threaded=True)
 

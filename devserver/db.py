@@ -102,6 +102,8 @@ from devserver.db_process import (
 )
 from devserver.db_schema import ensure_queue, ensure_table, queue_attributes, table_properties, ttl_attribute
 from devserver.db_ttl import TTL_USER_IDENTITY, TtlSweeper, tag_ttl_remove
+from devserver.local_config import default_state_dir
+from devserver.processes import process_alive, write_json_atomically
 
 __all__ = ["DbProcess", "DbStartError", "TTL_USER_IDENTITY", "TtlSweeper", "client",
            "ensure_queue", "ensure_table", "find_dynamodb_local_jar", "free_port", "serve_db",
@@ -112,8 +114,9 @@ log = logging.getLogger(__name__)
 TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
 DEFAULT_TABLE = "storefirst-requests"  # .chalice/config.json's TABLE_NAME
 DEFAULT_QUEUE = "storefirst-processor-failures"
-DEFAULT_DATA_DIR = REPO_ROOT / ".local" / "dynamodb"
-LOG_DIR = REPO_ROOT / ".local" / "logs"  # kept after a stop, unlike the launchers' temp logs
+# Outside the project directory: Chalice's file watcher would restart `chalice local` on every write.
+DEFAULT_DATA_DIR = default_state_dir() / "dynamodb"
+LOG_DIR = default_state_dir() / "logs"  # kept after a stop, unlike the launchers' temp logs
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -129,6 +132,8 @@ def client(service: Literal["dynamodb", "dynamodbstreams", "sqs"], endpoint_url:
 
 def serve_db(argv: list[str] | None = None) -> int:
     """`python -m devserver db`: start the database(s), create the table and queue, block until Ctrl-C."""
+    # Ctrl-C stops the database with the rest of the group, even when launched with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     template = yaml.safe_load(Path(args.template).read_text())
@@ -146,16 +151,20 @@ def serve_db(argv: list[str] | None = None) -> int:
             keys = [part["AttributeName"] for part in table_properties(template)["KeySchema"]]
             sweeper = TtlSweeper(dynamodb, args.table_name, attribute, key_names=keys)
             sweeper.start()
-        _print_summary(args, ddb_url, sqs_url, stream_arn, queue_url, sweeper is not None)
-        if not children and sweeper is None:
+        summary = _print_summary(args, ddb_url, sqs_url, stream_arn, queue_url, sweeper is not None)
+        if args.state_file:
+            write_json_atomically(Path(args.state_file), summary)
+        if not children and sweeper is None and args.owner_pid is None:
             return 0  # nothing of ours runs: the table and queue exist, that was the job
-        return _supervise(children)
+        return _supervise(children, args.owner_pid)
     except DbStartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
+        if args.state_file:
+            Path(args.state_file).unlink(missing_ok=True)
         if sweeper:
             sweeper.stop()
         stop_all(children, timeout=2.0)
@@ -192,8 +201,11 @@ def _sweep_wanted(args: argparse.Namespace) -> bool:
     return args.backend in ("moto", "dynamodb-local")
 
 
-def _supervise(children: Sequence[DbProcess]) -> int:
+def _supervise(children: Sequence[DbProcess], owner_pid: int | None) -> int:
     while True:
+        if owner_pid is not None and not process_alive(owner_pid):
+            log.info("owner process %s is gone; stopping", owner_pid)
+            return 0
         for child in children:
             if not child.alive():
                 log.error("%s (pid %s) exited with code %s; last lines of %s:\n%s", child.kind, child.pid,
@@ -213,9 +225,10 @@ def _stop_on_sigterm() -> Any:
 
 
 def _print_summary(args: argparse.Namespace, ddb_url: str | None, sqs_url: str | None, stream_arn: str | None,
-                   queue_url: str, sweeping: bool) -> None:
+                   queue_url: str, sweeping: bool) -> dict[str, str]:
     # KEY=value lines: readable, and `eval`-able by scripts that want the values.
     lines = {
+        "PID": str(os.getpid()),
         "BACKEND": args.backend,
         "AWS_REGION": args.region,
         "DYNAMODB_ENDPOINT_URL": ddb_url or "",
@@ -230,6 +243,7 @@ def _print_summary(args: argparse.Namespace, ddb_url: str | None, sqs_url: str |
     for key, value in lines.items():
         print(f"{key}={value}")
     print("# Ctrl-C stops the database(s)" if args.backend != "url" else "# nothing started", flush=True)
+    return lines
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -252,6 +266,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-dir", default=str(LOG_DIR), help="where the database processes log")
     parser.add_argument("--ttl-sweep", action=argparse.BooleanOptionalAction, default=None,
                         help="run the local TTL sweeper (default: only with moto)")
+    parser.add_argument("--state-file", help="write the values above as JSON here once ready (removed on exit)")
+    parser.add_argument("--owner-pid", type=int, default=None,
+                        help="stop when this process is gone (the launcher, or chalice local's parent)")
     return parser
 
 

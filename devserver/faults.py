@@ -52,6 +52,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
+from devserver.processes import write_json_atomically
+
 log = logging.getLogger(__name__)
 
 CONTROL_PATH = "/_faults"
@@ -599,7 +601,10 @@ def serve_faults(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="seed for the throttle draws (deterministic)")
     parser.add_argument("--control-file", type=Path, default=None,
                         help="JSON object with the keys of POST /_faults, applied whenever the file changes")
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="write {FAULTS_URL, FAULTS_UPSTREAM} as JSON here once listening (for the launcher)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     proxy = FaultProxy(args.upstream, host=args.host, port=args.port, control_file=args.control_file)
     # The options go through the same checks as a control request.
@@ -621,6 +626,8 @@ def serve_faults(argv: Optional[List[str]] = None) -> int:
         return 1
     print(f"FAULTS_UPSTREAM={args.upstream}")
     print(f"FAULTS_URL={proxy.url}", flush=True)
+    if args.ready_file is not None:
+        write_json_atomically(args.ready_file, {"FAULTS_URL": proxy.url, "FAULTS_UPSTREAM": args.upstream})
     try:
         while not stopped.wait(0.2):
             pass

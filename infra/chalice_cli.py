@@ -3,30 +3,46 @@
 
 app.py calls `extend(app)` only when AWS_CHALICE_CLI_MODE is set, which every chalice command sets
 and Lambda never does. That variable alone does not say which command runs (package and deploy set
-it too), so the command is read from click's context: Chalice imports app.py inside the command's
-callback, where `click.get_current_context()` is that command's (docs/chalice.md).
+it too), so the command is read from click: Chalice imports app.py inside the command's callback,
+where `click.get_current_context()` is that command's. Under `chalice local`'s reloader the import
+happens in the worker's server thread, where click keeps no context (it is per thread); there the
+command is read from the process's arguments by Chalice's own parser (docs: CHALICE-202).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import sys
+from typing import Any, Optional, Sequence
 
 
-def current_command() -> Optional[Any]:
-    """The click context of the chalice command importing app.py, or None outside one."""
+def current_command(argv: Optional[Sequence[str]] = None) -> Optional[str]:
+    """The name of the chalice command importing app.py, or None outside one."""
     import click
 
-    return click.get_current_context(silent=True)
+    context = click.get_current_context(silent=True)
+    if context is not None and context.command is not None:
+        return context.command.name
+    from chalice.cli import cli
+
+    try:
+        with cli.make_context("chalice", list(sys.argv[1:] if argv is None else argv),
+                              resilient_parsing=True) as top:
+            rest = [*top.protected_args, *top.args]
+    except click.ClickException:
+        return None
+    return rest[0] if rest else None
 
 
 def extend(app: Any) -> None:
-    context = current_command()
-    if context is None or context.command is None:
-        return
-    if context.command.name == "local":
+    import click
+
+    command = current_command()
+    if command == "local":
+        # Before anything more is imported: a new __pycache__ file would restart `chalice local`.
+        sys.dont_write_bytecode = True
         from devserver.chalice_local import install
 
-        install(app, context)
-    elif context.command.name == "deploy":
+        install(app)
+    elif command == "deploy":
         from infra.chalice_deploy import install as install_deploy
 
-        install_deploy(app, context)
+        install_deploy(app, click.get_current_context(silent=True))

@@ -16,6 +16,8 @@ from moto import mock_aws
 from chalicelib.logs import logger
 from devserver.db_schema import create_table_request
 
+pytest_plugins = ["devserver.testing.fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 TABLE = "storefirst-requests"  # .chalice/config.json's TABLE_NAME, which Chalice's test client sets

@@ -5,82 +5,60 @@ from __future__ import annotations
 
 import io
 import json
-import signal
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator
 
 import pytest
 
-from devserver.db import client
-from devserver.db_process import free_port
-from devserver.stack import Child, drain, read_values, start, stop
+from devserver.launcher import LocalStack, StackOptions
 from devserver.stream.checkpoint import FileCheckpointStore
+from devserver.testing.api import Api, wait_for
+from devserver.testing.events import pending_item
 from ops.__main__ import main as ops_main
-from tests.test_e2e import ORDER, http, runner_status, wait_for
 
-REGION = "eu-central-1"
+pytestmark = pytest.mark.stack
+
+ORDER = {"table": 9, "items": [{"dish": "margherita", "qty": 2}]}
 POISON = {"table": 5, "items": [{"dish": "tiramisu", "qty": 1}], "note": "poison"}
 UNKNOWN = {"table": 5, "items": [{"dish": "durian", "qty": 1}]}
 
 
+@dataclass
 class Local:
-    def __init__(self, state: Path) -> None:
-        self.state = state
-        self.logs = state / "logs"
-        self.poison_flag = state / "poison-on"
-        self.db = start("db", ["db", "--port", str(free_port()), "--region", REGION, "--log-dir", str(self.logs)],
-                        self.logs)
-        self.values = read_values(self.db, "#")
-        drain(self.db)
-        port = free_port()
-        self.api_url = f"http://127.0.0.1:{port}"
-        self.api = start("api", ["api", *self.args(), "--port", str(port)], self.logs)
-        read_values(self.api, "API_URL")
-        drain(self.api)
-        self.runner: Optional[Child] = None
-
-    def args(self) -> List[str]:
-        return ["--dynamodb-endpoint", self.values["DYNAMODB_ENDPOINT_URL"], "--region", REGION,
-                "--table-name", self.values["TABLE_NAME"], "--status-file", str(self.state / "status.json")]
-
-    def start_runner(self) -> None:
-        self.runner = start(
-            "runner", ["runner", *self.args(), "--checkpoint", str(self.checkpoint), "--schedule-every", "0.5",
-                       "--business-logic", "tests.poison_logic:handle"],
-            self.logs, env={"POISON_FLAG": str(self.poison_flag), "RECONCILE_AFTER_SECONDS": "2",
-                            "GIVE_UP_AFTER_SECONDS": "30"})
-        read_values(self.runner, "RUNNER_CHECKPOINT")
-        drain(self.runner)
-
-    def stop_runner(self) -> None:
-        assert self.runner is not None
-        self.runner.process.send_signal(signal.SIGTERM)
-        self.runner.process.wait(timeout=5)
-        self.runner = None
+    stack: LocalStack
+    api: Api
+    poison_flag: Path
 
     @property
-    def checkpoint(self) -> Path:
-        return self.state / "checkpoints.json"
+    def api_url(self) -> str:
+        return self.api.url
 
     def put(self, body: Any) -> str:
-        status, answer = http("PUT", f"{self.api_url}/requests", json.dumps(body).encode())
-        assert status == 202, answer
-        return answer["id"]
+        return self.api.accepted(body)
 
     def get(self, request_id: str) -> Dict[str, Any]:
-        return http("GET", f"{self.api_url}/requests/{request_id}")[1]
+        answer: Dict[str, Any] = self.api.get(request_id)[1]
+        return answer
 
     def status_is(self, request_id: str, status: str, timeout: float = 30.0) -> Dict[str, Any]:
-        wait_for(lambda: self.get(request_id).get("status") == status, timeout)
-        return self.get(request_id)
+        return self.api.status_is(request_id, status, timeout)
+
+    def status(self) -> Dict[str, Any]:
+        return self.stack.status()
 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
-    stack = Local(tmp_path_factory.mktemp("operations"))
-    stack.start_runner()
-    yield stack
-    stop([c for c in (stack.runner, stack.api, stack.db) if c is not None])
+    state = tmp_path_factory.mktemp("operations")
+    flag = state / "poison-on"
+    options = StackOptions(state_dir=state, business_logic="devserver.testing.logic:poison_while_flagged",
+                           schedule_every=0.5,
+                           function_env={"POISON_FLAG": str(flag), "RECONCILE_AFTER_SECONDS": "2",
+                                         "GIVE_UP_AFTER_SECONDS": "30"})
+    with LocalStack(options) as stack:
+        yield Local(stack, Api(stack.api_url), flag)
 
 
 def test_a_poison_request_goes_through_the_failure_queue_and_succeeds_after_a_retry(local):
@@ -97,32 +75,35 @@ def test_a_poison_request_goes_through_the_failure_queue_and_succeeds_after_a_re
     assert failed["attempts"] >= 11
 
     local.poison_flag.unlink()  # the fix is deployed
-    assert http("POST", f"{local.api_url}/requests/{poison}/retry")[0] == 202
+    assert local.api.retry(poison)[0] == 202
 
     done = local.status_is(poison, "SUCCEEDED", timeout=10)
     assert done["errorHistory"][0]["type"] == "RetriesExhausted"
-    # The runner rewrites its status file every 0.25 s, so the consumer's delete (made after the
-    # handler returned, possibly after the retry already succeeded) shows up within a beat or two.
-    wait_for(lambda: runner_status(local).get("sqs-handle_failures", {}).get("deleted") == 1, 5)
-    assert runner_status(local)["counters"]["batches_sent_to_failure"] == 1
+    # The consumer deletes the message after the handler returned, possibly after the retry succeeded.
+    wait_for(lambda: local.status()["eventSources"]["sqs-handle_failures"]["deleted"] == 1, 5)
+    assert local.status()["runner"]["counters"]["batches_sent_to_failure"] == 1
 
 
 def test_a_request_the_stream_skipped_is_redriven_by_the_reconciler(local):
-    local.stop_runner()
-    skipped = local.put(ORDER)
-    dynamodb = client("dynamodb", local.values["DYNAMODB_ENDPOINT_URL"], REGION)
-    streams = client("dynamodbstreams", local.values["DYNAMODB_ENDPOINT_URL"], REGION)
-    arn = dynamodb.describe_table(TableName=local.values["TABLE_NAME"])["Table"]["LatestStreamArn"]
+    stack = local.stack
+    stack.stop_app()
+    skipped = "skipped-by-the-stream"
+    dynamodb, streams = stack.client("dynamodb"), stack.client("dynamodbstreams")
+    dynamodb.put_item(TableName=stack.table_name, Item=pending_item(skipped, ORDER,
+                                                                    created_at_ms=int(time.time() * 1000)))
+    arn = dynamodb.describe_table(TableName=stack.table_name)["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-    last = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"][-1]["dynamodb"]["SequenceNumber"]
-    FileCheckpointStore(local.checkpoint).put(arn, shard, last)  # as if it had been read and lost
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)["Records"]
+    last = records[-1]["dynamodb"]["SequenceNumber"]
+    # As if its record had been read and lost.
+    FileCheckpointStore(stack.state_dir / "checkpoints.json").put(arn, shard, last)
 
-    local.start_runner()
+    stack.start_app()
 
     done = local.status_is(skipped, "SUCCEEDED", timeout=20)
     assert done["attempts"] == 1
-    item = dynamodb.get_item(TableName=local.values["TABLE_NAME"], Key={"id": {"S": skipped}})["Item"]
+    item = dynamodb.get_item(TableName=stack.table_name, Key={"id": {"S": skipped}})["Item"]
     assert item["redriven"] == {"BOOL": True}
 
 
@@ -133,8 +114,7 @@ def test_failed_requests_are_listed_page_by_page(local):
 
     listed, cursor, pages = [], None, 0
     while True:
-        query = "status=FAILED&limit=5" + (f"&cursor={cursor}" if cursor else "")
-        status, page = http("GET", f"{local.api_url}/requests?{query}")
+        status, page = local.api.list("FAILED", limit="5", **({"cursor": cursor} if cursor else {}))
         assert status == 200
         listed += [item["id"] for item in page["items"]]
         pages += 1

@@ -32,13 +32,11 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from devserver.db import client
-from devserver.db_process import free_port
-from devserver.stack import drain, read_values, start, stop
+from devserver.launcher import LocalStack, StackOptions
 from tests.conftest import ROOT
 from tests.hypothesis_profiles import profile_name, stack_profile
 
-REGION = "eu-central-1"
+pytestmark = pytest.mark.stack
 MiB = 1024 * 1024
 KiB = 1024
 
@@ -54,22 +52,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state = tmp_path_factory.mktemp("hostile")
-    logs = state / "logs"
-    db = start("db", ["db", "--backend", "moto", "--port", str(free_port()), "--region", REGION,
-                      "--log-dir", str(logs), "--data-dir", str(state / "data")], logs)
-    values = read_values(db, "#")
-    drain(db)
-    port = free_port()
-    api = start("api", ["api", "--dynamodb-endpoint", values["DYNAMODB_ENDPOINT_URL"],
-                        "--sqs-endpoint", values["SQS_ENDPOINT_URL"], "--region", REGION,
-                        "--table-name", values["TABLE_NAME"], "--status-file", str(state / "status.json"),
-                        "--port", str(port)], logs)
-    read_values(api, "API_URL")
-    drain(api)
-    yield Stack(f"http://127.0.0.1:{port}", "127.0.0.1", port, values["TABLE_NAME"],
-                client("dynamodb", values["DYNAMODB_ENDPOINT_URL"], REGION))
-    stop([api, db])
+    options = StackOptions(state_dir=tmp_path_factory.mktemp("hostile"))
+    with LocalStack(options) as local:
+        yield Stack(local.api_url, options.host, local.port, local.table_name, local.client("dynamodb"))
 
 
 # --- raw HTTP ------------------------------------------------------------------------------------

@@ -96,4 +96,6 @@ def pending_item(request_id: str, body: Any, *, created_at_ms: int = 17672256000
         "createdAt": {"N": str(created_at_ms)},
         "updatedAt": {"N": str(created_at_ms)},
         "attempts": {"N": "0"},
+        "listStatus": {"S": "PENDING"},
+        "redriven": {"BOOL": False},
     }

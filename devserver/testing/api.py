@@ -1,0 +1,74 @@
+"""A small HTTP client for the local API, for tests, bench and reliability (standard library only)."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+Answer = Tuple[int, Any]
+
+
+def http(method: str, url: str, body: Optional[bytes] = None, headers: Optional[Mapping[str, str]] = None,
+         timeout: float = 10.0) -> Answer:
+    """(status, parsed JSON body or None) for one request; an HTTP error status is an answer too."""
+    request = urllib.request.Request(url, data=body, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        time.sleep(0.05)
+
+
+class Api:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def put(self, body: Any, headers: Optional[Mapping[str, str]] = None) -> Answer:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+        return http("PUT", f"{self.url}/requests", data, headers)
+
+    def get(self, request_id: str) -> Answer:
+        return http("GET", f"{self.url}/requests/{request_id}")
+
+    def retry(self, request_id: str) -> Answer:
+        return http("POST", f"{self.url}/requests/{request_id}/retry", b"")
+
+    def list(self, status: str, **query: str) -> Answer:
+        params = "&".join(f"{k}={v}" for k, v in {"status": status, **query}.items())
+        return http("GET", f"{self.url}/requests?{params}")
+
+    def accepted(self, body: Any, headers: Optional[Mapping[str, str]] = None) -> str:
+        """PUT and return the new request's id (AssertionError unless 202)."""
+        status, answer = self.put(body, headers)
+        assert status == 202, (status, answer)
+        return str(answer["id"])
+
+    def status_is(self, request_id: str, status: str, timeout: float = 30.0) -> Dict[str, Any]:
+        def reached() -> Optional[Dict[str, Any]]:
+            code, answer = self.get(request_id)
+            return answer if code == 200 and answer.get("status") == status else None
+        result: Dict[str, Any] = wait_for(reached, timeout, f"{request_id} {status}")
+        return result
+
+    def finished(self, request_id: str, timeout: float = 15.0) -> Dict[str, Any]:
+        """The request once it is SUCCEEDED or FAILED."""
+        def done() -> Optional[Dict[str, Any]]:
+            code, answer = self.get(request_id)
+            return answer if code == 200 and answer.get("status") != "PENDING" else None
+        result: Dict[str, Any] = wait_for(done, timeout, f"{request_id} finished")
+        return result
