@@ -51,7 +51,7 @@ def run(count: int = 100) -> Dict[str, Any]:
     from devserver.db import TEMPLATE, TtlSweeper, ensure_table
     from devserver.db_schema import ttl_attribute
     from devserver.stream import build_runner
-    from devserver.stream.testing import RecordingHandler
+    from devserver.testing.streams import RecordingHandler
 
     fake_aws_env()
     template = yaml.safe_load(TEMPLATE.read_text())

@@ -41,13 +41,13 @@ def _client() -> Any:
 
 
 def _items(ids: List[str]) -> List[Dict[str, Any]]:
-    from tests.streamevents import pending_item
+    from devserver.testing.events import pending_item
 
     return [pending_item(i, ORDER) for i in ids]
 
 
 def _records(items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    from tests.streamevents import StreamEvents
+    from devserver.testing.events import StreamEvents
 
     events = StreamEvents(TABLE)
     return [events.insert(item) for item in items]

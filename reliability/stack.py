@@ -22,7 +22,7 @@ from devserver.db_process import free_port
 from devserver.stack import Child, drain, read_values, start
 
 REGION = "us-east-1"  # moto stamps every stream record with us-east-1: all parts use it
-LOGIC = "tests.counting_logic:handle"
+LOGIC = "devserver.testing.logic:counting"
 HOST = "127.0.0.1"
 STOP_WITHIN_S = 5.0
 

@@ -13,9 +13,9 @@ import app as app_module
 from chalicelib import runtime
 from chalicelib.failures import FailureConsumer
 from chalicelib.store import RequestStore
+from devserver.testing.events import pending_item
+from devserver.testing.fakes import FailingClient
 from tests.conftest import TABLE
-from tests.fakes import FailingClient
-from tests.streamevents import pending_item
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import app as app_module
 from chalicelib.records import new_request
 from devserver.stream.filters import matches_any
 from devserver.stream.settings import settings_from_template
+from devserver.testing.events import StreamEvents, pending_item
 from tests.conftest import TEMPLATE
-from tests.streamevents import StreamEvents, pending_item
 
 PENDING = {**pending_item("r1", {"table": 1}), "listStatus": {"S": "PENDING"}, "redriven": {"BOOL": False}}
 SUCCEEDED = {**PENDING, "status": {"S": "SUCCEEDED"}, "ttl": {"N": "1767225900"}, "attempts": {"N": "1"}}

@@ -14,9 +14,9 @@ from chalicelib import processor, runtime
 from chalicelib.errors import TransientError
 from chalicelib.orders import take_order
 from chalicelib.store import RequestStore
+from devserver.testing.events import StreamEvents, pending_item
+from devserver.testing.fakes import FailingClient, client_error
 from tests.conftest import TABLE
-from tests.fakes import FailingClient, client_error
-from tests.streamevents import StreamEvents, pending_item
 
 NOW = 1767225700.25
 ORDER = {"table": 7, "items": [{"dish": "margherita", "qty": 2}, {"dish": "tiramisu", "qty": 1}]}

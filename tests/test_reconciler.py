@@ -9,8 +9,8 @@ import app as app_module
 from chalicelib import runtime
 from chalicelib.reconciler import Reconciler, ReconcileSettings
 from chalicelib.store import RequestStore
+from devserver.testing.events import pending_item
 from tests.conftest import TABLE
-from tests.streamevents import pending_item
 
 HOUR_MS = 3_600_000
 NOW_MS = 1767225600000 + 10 * HOUR_MS

@@ -9,9 +9,9 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ParamValid
 
 from chalicelib.errors import ConditionFailed, ItemTooLarge, StoreMisconfigured, StoreUnavailable
 from chalicelib.store import ERROR_CLASSES, RequestStore, from_attribute, map_error, to_attribute
-from tests import fakes
+from devserver.testing import fakes
+from devserver.testing.events import pending_item
 from tests.conftest import TABLE
-from tests.streamevents import pending_item
 
 
 def client_error(code: str, status: int = 400, message: str = "m") -> ClientError:

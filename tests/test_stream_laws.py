@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from devserver.stream import EsmSettings, FilterPattern, MemoryCheckpointStore, MemoryDestination, StreamRunner
-from devserver.stream.testing import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
+from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
 
 PENDING_INSERTS = FilterPattern.parse(
     '{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}')

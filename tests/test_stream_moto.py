@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 import boto3
 
 from devserver.stream import FileCheckpointStore, build_runner
-from devserver.stream.testing import FakeClock, RecordingHandler, run_until_idle
+from devserver.testing.streams import FakeClock, RecordingHandler, run_until_idle
 from tests.conftest import TABLE, TEMPLATE
 
 QUEUE = "storefirst-processor-failures"

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pytest
 
 from devserver.stream import EsmSettings, FilterPattern, MemoryCheckpointStore, MemoryDestination, StreamRunner
-from devserver.stream.testing import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
+from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
 
 BASE = EsmSettings(batch_size=10, starting_position="TRIM_HORIZON", report_batch_item_failures=True,
                    max_retry_attempts=2)

@@ -12,7 +12,7 @@ import pytest
 
 from devserver.stream import EsmSettings, FileCheckpointStore, MemoryCheckpointStore, MemoryDestination, StreamRunner
 from devserver.stream.checkpoint import SHARD_END
-from devserver.stream.testing import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
+from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
 
 SETTINGS = EsmSettings(batch_size=10, starting_position="TRIM_HORIZON", report_batch_item_failures=True,
                        max_retry_attempts=2)
