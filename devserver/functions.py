@@ -243,15 +243,12 @@ class FunctionPool:
         for instance in instances:
             instance.kill()
 
-    def pids(self, name: Optional[str] = None) -> List[int]:
-        with self._lock:
-            names = [name] if name else list(self._functions)
-            return [i.pid for n in names for i in (*self._idle[n], *self._busy[n])]
-
     def status(self) -> Dict[str, Any]:
         with self._lock:
             return {name: {"instances": len(self._idle[name]) + len(self._busy[name]), "busy": len(self._busy[name]),
-                           **vars(self._counters[name])} for name in self._functions}
+                           "pids": [i.pid for i in (*self._idle[name], *self._busy[name])],
+                           "busyPids": [i.pid for i in self._busy[name]], **vars(self._counters[name])}
+                    for name in self._functions}
 
     def _acquire(self, name: str) -> Instance:
         with self._lock:
