@@ -223,6 +223,11 @@ def configure(business_logic: BusinessLogic) -> None:
     _processor = None
 
 
+def configured_logic() -> Optional[BusinessLogic]:
+    """The business logic configure() installed (the local stack's test pipeline puts it back)."""
+    return _business_logic
+
+
 def use_processor(processor: Optional[StreamProcessor]) -> None:
     """Install a processor built elsewhere (tests, the local stack); None rebuilds from env."""
     global _processor

@@ -60,6 +60,7 @@ class AppHost:
         self.stage = stage
         self.local = local
         self.project_dir = project_dir
+        self.template = project_dir / "infra" / "template.yaml"
         self.owner_pid = owner_pid
         self.database: Optional[Database] = None
         self.database_problem: Optional[str] = None
@@ -121,7 +122,8 @@ class AppHost:
             self.database, self.reused_database = found, True
             return
         try:
-            self.database = start_database(local, table_name=table, owner_pid=self.owner_pid)
+            self.database = start_database(local, table_name=table, template=self.template,
+                                           owner_pid=self.owner_pid)
         except StartError as exc:
             self.database_problem = str(exc)
             log.error("the local database could not be started: %s", exc)
@@ -146,9 +148,12 @@ class AppHost:
 
     @property
     def database_endpoint(self) -> str:
+        """Where the app's DynamoDB calls go (or would go, when the database did not start)."""
         if self.local.dynamodb_endpoint:
             return self.local.dynamodb_endpoint
-        return self.database.dynamodb_endpoint if self.database else "(not started)"
+        if self.database is not None:
+            return self.database.dynamodb_endpoint
+        return self.local.endpoint_url or f"the {self.local.backend} database this chalice local starts"
 
     # --- functions and event sources -------------------------------------------------------
 
@@ -174,7 +179,7 @@ class AppHost:
         return configs
 
     def _start_event_sources(self) -> None:
-        from devserver.db import TEMPLATE, client
+        from devserver.db import client
         from devserver.lambda_events import app_event_sources
         from devserver.stream import build_runner
 
@@ -185,7 +190,7 @@ class AppHost:
         self._sqs = client("sqs", sqs_endpoint, self.local.region)
         if names.stream:
             self.runner = build_runner(
-                template_path=TEMPLATE, app=self.app, table_name=self.table_name, region=self.local.region,
+                template_path=self.template, app=self.app, table_name=self.table_name, region=self.local.region,
                 dynamodb_endpoint=dynamodb_endpoint, sqs_endpoint=sqs_endpoint, queue_name=DEFAULT_QUEUE,
                 checkpoint_path=self.local.state_dir / "checkpoints.json",
                 handler=self.functions.handler(names.stream), stage=self.stage, idle_poll_s=self.local.poll_interval)

@@ -16,10 +16,11 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, NoReturn, Optional
 
 from devserver.apphost import AppHost
-from devserver.local_config import PROJECT_DIR, LocalConfig, LocalConfigError
+from devserver.local_config import LocalConfig, LocalConfigError
 from devserver.processes import StartError
 
 
@@ -56,7 +57,6 @@ class LocalServer:
 
 def build_server(app: Any, config: Any, host: str, port: int, *, stage: str) -> LocalServer:
     from devserver.apigw import make_app, make_server
-    from devserver.db import TEMPLATE
 
     started = time.monotonic()
     try:
@@ -67,11 +67,11 @@ def build_server(app: Any, config: Any, host: str, port: int, *, stage: str) -> 
     worker = os.environ.get("CHALICE_WORKER") is not None
     owner = os.getppid() if worker else os.getpid()
     _no_bytecode_in_project()
-    apphost = AppHost(app, config, stage=stage, local=local, project_dir=PROJECT_DIR, owner_pid=owner)
+    apphost = AppHost(app, config, stage=stage, local=local, project_dir=Path(config.project_dir), owner_pid=owner)
     try:
         apphost.start()
-        gateway = make_app(TEMPLATE, apphost.table_name, apphost.database_endpoint, local.region, chalice_app=app,
-                           chalice_stage=stage)
+        gateway = make_app(apphost.template, apphost.table_name, apphost.database_endpoint, local.region,
+                           chalice_app=app, chalice_stage=stage, project_dir=apphost.project_dir)
         server = make_server(apphost.wsgi(gateway), host, port)
     except (StartError, OSError) as exc:
         apphost.stop()

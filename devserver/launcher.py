@@ -86,7 +86,7 @@ def python_environment() -> Dict[str, str]:
     return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def start_database(config: LocalConfig, *, table_name: str, owner_pid: int,
+def start_database(config: LocalConfig, *, table_name: str, template: Path, owner_pid: int,
                    timeout: float = DATABASE_START_TIMEOUT_S) -> Database:
     """Start the database host for `config` and wait until its table and queue exist.
 
@@ -97,8 +97,8 @@ def start_database(config: LocalConfig, *, table_name: str, owner_pid: int,
     state_file.unlink(missing_ok=True)
     logs = state / "logs"
     argv = [sys.executable, "-m", "devserver", "db", "--backend", config.backend, "--region", config.region,
-            "--table-name", table_name, "--log-dir", str(logs), "--data-dir", str(state / "dynamodb"),
-            "--state-file", str(state_file), "--owner-pid", str(owner_pid)]
+            "--table-name", table_name, "--template", str(template), "--log-dir", str(logs),
+            "--data-dir", str(state / "dynamodb"), "--state-file", str(state_file), "--owner-pid", str(owner_pid)]
     if config.backend == "url":
         argv += ["--endpoint-url", str(config.endpoint_url)]
     else:
@@ -167,7 +167,9 @@ class LocalStack:
     def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         config = self._config()
-        self.database = start_database(config, table_name=self.table_name, owner_pid=os.getpid())
+        self.database = start_database(config, table_name=self.table_name,
+                                       template=self.options.project_dir / "infra" / "template.yaml",
+                                       owner_pid=os.getpid())
         if self.options.faults:
             self._start_fault_proxy()
         self.start_app()

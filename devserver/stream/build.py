@@ -14,7 +14,7 @@ from botocore.config import Config
 from devserver.db_schema import ttl_attribute
 from devserver.db_ttl import tag_ttl_remove
 
-from .checkpoint import FileCheckpointStore
+from .checkpoint import FileCheckpointStore, MemoryCheckpointStore
 from .destinations import FailureDestination, SqsFailureDestination
 from .invoke import Handler
 from .runner import StreamRunner
@@ -42,13 +42,14 @@ def table_stream_arn(dynamodb: Any, table_name: str) -> Callable[[], str]:
 def build_runner(
     *, template_path: Union[str, Path], app: Any, table_name: str, region: str,
     dynamodb_endpoint: Optional[str], sqs_endpoint: Optional[str], queue_name: Optional[str],
-    checkpoint_path: Union[str, Path], handler: Handler, function_name: Optional[str] = None,
+    checkpoint_path: Optional[Union[str, Path]], handler: Handler, function_name: Optional[str] = None,
     stage: str = "dev", session: Optional[boto3.session.Session] = None,
     clock: Callable[[], float] = time.time, **runner_options: Any,
 ) -> StreamRunner:
     """The runner for the app's @on_dynamodb_record handler, with the template's ESM settings.
 
-    `handler` is the Lambda entry, called as handler(event, context). `queue_name` is the local
+    `handler` is the Lambda entry, called as handler(event, context). Checkpoints are kept in
+    `checkpoint_path` (None: in memory). `queue_name` is the local
     name of the template's OnFailure queue (None: no destination; a configured OnFailure is then
     reported and its records only logged). `runner_options` go to StreamRunner (backoff, sleep...).
     """
@@ -72,6 +73,7 @@ def build_runner(
     deployed_name = "%s-%s-%s" % (getattr(app, "app_name", "app"), stage, settings.function_name)
     return StreamRunner(
         settings=settings, streams=streams, handler=handler, stream_arn=table_stream_arn(dynamodb, table_name),
-        region=region, checkpoints=FileCheckpointStore(checkpoint_path), destination=destination,
+        region=region, destination=destination,
+        checkpoints=FileCheckpointStore(checkpoint_path) if checkpoint_path is not None else MemoryCheckpointStore(),
         function_name=deployed_name, clock=clock, **runner_options,
     )

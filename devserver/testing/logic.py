@@ -9,6 +9,8 @@ instead of app.py's (the launcher's `business_logic="devserver.testing.logic:cou
   The request's `ref` (the client's Idempotency-Key, so the request id) is in its body because the
   business logic is given the body only. A body with "poison": true fails transiently every time
   (a dependency that never recovers); everything else is the example order logic.
+- `aws_probe`: reports where AWS calls from a function instance go: STS through a default client
+  (the local endpoint answers with its fake account) and DynamoDB at a real AWS endpoint (refused).
 - `poison_while_flagged`: an order whose note is "poison" fails transiently for as long as the
   file named by POISON_FLAG exists: deleting the file is "deploying the fix".
 """
@@ -45,3 +47,17 @@ def poison_while_flagged(order: Mapping[str, Any]) -> Any:
     if order.get("note") == "poison" and Path(os.environ[POISON_FLAG]).exists():
         raise TransientError("the kitchen printer is jammed")
     return take_order(order)
+
+
+def aws_probe(request: Mapping[str, Any]) -> Dict[str, Any]:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    real = boto3.client("dynamodb", endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+    try:
+        real.list_tables()
+        reached = "reached"
+    except BotoCoreError as exc:
+        reached = f"{type(exc).__name__}: {exc}"
+    return {"defaultClientAccount": account, "realEndpoint": reached}
