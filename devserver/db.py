@@ -7,12 +7,12 @@
   java on port 8000 with a data directory (default: dynamodb/ in the state directory; survives
   restarts, --reset wipes it) or --in-memory. It has no SQS, so the failure queue lives in a moto
   server on --sqs-port (8001) regardless. It expires items itself, but not in a table with a
-  secondary index (ours has one), so the TtlSweeper runs here too (docs: LOCAL-11).
+  secondary index (ours has one), so the TtlSweeper runs here too (docs: LOCAL-111).
 - url: LocalStack or real AWS at --endpoint-url; nothing is started, the table and queue are created.
 Pieces: db_process (start/stop), db_schema (ensure_table/ensure_queue), db_ttl (sweeper, tagging).
 
 How moto and DynamoDB Local differ from AWS, as observed, and what the stack does about each:
-docs/local-backends.md (LOCAL-1 to LOCAL-18).
+docs/local-backends.md (LOCAL-101 to LOCAL-118).
 """
 from __future__ import annotations
 
