@@ -62,7 +62,14 @@ def request_key(target: str, body: bytes) -> Key:
         ids.append(document["Item"]["id"]["S"])
     for table in (document.get("RequestItems") or {}).values():
         ids.extend(key["id"]["S"] for key in table.get("Keys", []))
+    ids.extend(statement_id(s) for s in document.get("Statements", []))
     return operation, tuple(sorted(ids))
+
+
+def statement_id(statement: Dict[str, Any]) -> str:
+    """The id a write-back statement (chalicelib/store.py) updates: the parameter of `WHERE "id" = ?`."""
+    text = statement["Statement"]
+    return str(statement["Parameters"][text.split(" WHERE ")[0].count("?")]["S"])
 
 
 class _Raw(io.BytesIO):
@@ -73,16 +80,20 @@ class _Raw(io.BytesIO):
 
 
 class Tape:
-    """Recorded HTTP answers by request key, shared by the record and replay passes."""
+    """Recorded HTTP answers by request key, shared by the record and replay passes. Write-back
+    statements are kept one by one: which requests share a BatchExecuteStatement call depends on
+    the order the business logic finished in, which differs between the passes."""
 
     def __init__(self) -> None:
         self.answers: Dict[Key, Tuple[int, Dict[str, str], bytes]] = {}
+        self.statements: Dict[str, Dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def record_from(self, client: Any) -> None:
         """Keep every answer `client` receives (from moto, in-process or a server)."""
         def before(params: Dict[str, Any], context: Dict[str, Any], **_: Any) -> None:
             context["bench_key"] = request_key(params["headers"]["X-Amz-Target"], params["body"])
+            context["bench_statements"] = json.loads(params["body"] or b"{}").get("Statements", [])
 
         def after(http_response: Any, context: Dict[str, Any], **_: Any) -> None:
             key = context.get("bench_key")
@@ -90,6 +101,9 @@ class Tape:
                 with self._lock:
                     self.answers[key] = (http_response.status_code, dict(http_response.headers),
                                          http_response.content)
+                    answers = json.loads(http_response.content or b"{}").get("Responses", [])
+                    for statement, answer in zip(context["bench_statements"], answers, strict=False):
+                        self.statements[statement_id(statement)] = answer
         client.meta.events.register("before-call.dynamodb.*", before)
         client.meta.events.register("after-call.dynamodb.*", after)
 
@@ -97,9 +111,14 @@ class Tape:
         """Answer every request of `client` from the tape after `latency_s`; nothing is sent."""
         def send(request: Any, **_: Any) -> Optional[AWSResponse]:
             target = request.headers["X-Amz-Target"]
-            key = request_key(target.decode() if isinstance(target, bytes) else target, request.body)
+            target = target.decode() if isinstance(target, bytes) else target
             time.sleep(latency_s)
-            status, headers, body = self.answers[key]
+            if target.endswith(".BatchExecuteStatement"):
+                statements = json.loads(request.body)["Statements"]
+                body = json.dumps({"Responses": [self.statements[statement_id(s)] for s in statements]}).encode()
+                status, headers = 200, {"Content-Type": "application/x-amz-json-1.0"}
+            else:
+                status, headers, body = self.answers[request_key(target, request.body)]
             # Ignored (arg-type): botocore-stubs want HTTPHeaders; AWSResponse wraps any mapping in a HeadersDict.
             return AWSResponse(request.url, status, headers, _Raw(body))  # type: ignore[arg-type]
         client.meta.events.register("before-send.dynamodb.*", send)

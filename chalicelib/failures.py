@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Blueprint
@@ -18,6 +18,7 @@ from chalice import Blueprint
 from chalicelib import config, runtime
 from chalicelib.errors import ConditionFailed, StoreUnavailable
 from chalicelib.logs import logger
+from chalicelib.outcomes import error_of
 from chalicelib.records import new_request
 from chalicelib.store import RequestStore, map_error
 
@@ -58,17 +59,26 @@ class FailureConsumer:
         reason = (f"Lambda gave up after {context.get('approximateInvokeCount', '?')} invocations "
                   f"({context.get('condition', 'unknown condition')}); retry with POST /requests/{{id}}/retry")
         now_ms = int(self._now() * 1000)
-        for record in self._records(info):
-            request = new_request(record)
-            if request is None:
-                continue
-            error = {"type": "RetriesExhausted", "message": reason.replace("{id}", request.request_id)}
-            try:
-                self._store.finish_failed(request.request_id, error, now_ms=now_ms, attempt=False)
-                logger.info("request failed: retries exhausted",
-                            extra={"request_id": request.request_id, "sequence_number": request.sequence_number})
-            except ConditionFailed:
-                logger.info("already finished; left as it is", extra={"request_id": request.request_id})
+        requests = [r for r in map(new_request, self._records(info)) if r is not None]
+        writebacks = [self._store.failed(r.request_id, self._exhausted(reason, r.request_id), now_ms=now_ms,
+                                         attempt=False) for r in requests]
+        unavailable: Optional[StoreUnavailable] = None
+        for request, error in zip(requests, self._store.write(writebacks), strict=True):
+            log = {"request_id": request.request_id, "sequence_number": request.sequence_number}
+            if error is None:
+                logger.info("request failed: retries exhausted", extra=log)
+            elif isinstance(error, ConditionFailed):
+                logger.info("already finished; left as it is", extra=log)
+            elif isinstance(error, StoreUnavailable):
+                unavailable = unavailable or error  # the message comes back; the written ones are kept
+            else:
+                raise error
+        if unavailable is not None:
+            raise unavailable
+
+    @staticmethod
+    def _exhausted(reason: str, request_id: str) -> Dict[str, str]:
+        return error_of("RetriesExhausted", reason.replace("{id}", request_id))
 
     def _records(self, info: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         """The stream records from startSequenceNumber to endSequenceNumber of one shard."""
@@ -81,9 +91,12 @@ class FailureConsumer:
                 return
             page = self._stream_call("get_records", ShardIterator=iterator, Limit=1000)
             for record in page.get("Records", []):
-                if int(record["dynamodb"]["SequenceNumber"]) > end:
+                number = int(record["dynamodb"]["SequenceNumber"])
+                if number > end:
                     return
                 yield record
+                if number == end:
+                    return
             iterator = page.get("NextShardIterator")
         raise UnreadableRange(f"range not finished after {_MAX_READS} reads")
 

@@ -4,21 +4,19 @@ For a batch of stream records it
 1. keeps the records that bring a request into PENDING (records.new_request);
 2. reads the current status of those items in one consistent BatchGetItem, so a redelivered
    record whose item already finished does not run the business logic again;
-3. runs the business logic once per id, for the id's latest record, and writes the outcome
-   back (conditional on PENDING) in a bounded thread pool;
-4. answers Lambda with a partial batch response: the sequence numbers to retry from
-   (esm §3: Lambda checkpoints before the lowest one and redelivers everything after it).
+3. runs the business logic once per id, for the id's latest record, in a bounded thread pool;
+4. writes the outcomes back as they come, 25 conditional updates per call (store.write);
+5. answers Lambda with a partial batch response: the sequence numbers to retry from (Lambda
+   checkpoints before the lowest one and redelivers everything after it, docs: ESM-6).
 """
 from __future__ import annotations
 
-import json
 import time
-import traceback
 from collections import Counter
-from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Blueprint
 
 from chalicelib import config, runtime
@@ -26,17 +24,39 @@ from chalicelib.errors import (
     ConditionFailed,
     ConfigurationError,
     ItemTooLarge,
-    RejectedRequest,
+    StoreError,
+    StoreMisconfigured,
     StoreUnavailable,
-    TransientError,
 )
 from chalicelib.logs import logger
 from chalicelib.metrics import emf_lines
 from chalicelib.model import PENDING
+from chalicelib.outcomes import (
+    BatchResponse,
+    BusinessLogic,
+    Decision,
+    Outcome,
+    Reject,
+    Retry,
+    Succeed,
+    batch_response,
+    decide,
+    error_of,
+)
 from chalicelib.records import NewRequest, new_request
-from chalicelib.store import ItemState, RequestStore, map_error
+from chalicelib.store import MAX_STATEMENTS, ItemState, RequestStore, WriteBack
 
-BusinessLogic = Callable[[Mapping[str, Any]], Any]
+_RESULT_TOO_LARGE = error_of("ResultTooLarge", "the result does not fit in the 400 KB item")
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One request whose logic ran: what it decided, and the write-back that records it."""
+
+    request: NewRequest
+    decision: Decision
+    writeback: WriteBack
+    now_ms: int
 
 
 class StreamProcessor:
@@ -57,170 +77,160 @@ class StreamProcessor:
         self._ttl = success_ttl_seconds
         self._now = now
 
-    def process_batch(self, records: Sequence[Mapping[str, Any]]) -> Dict[str, List[Dict[str, str]]]:
+    def process_batch(self, records: Sequence[Mapping[str, Any]]) -> BatchResponse:
         requests = [r for r in map(new_request, records) if r is not None]
         done = self._process(requests) if requests else []
-        failures = [request.sequence_number for request, outcome in done if outcome.kind in _REDELIVER]
-        counts = Counter(outcome.kind for _, outcome in done)
-        logger.info(
-            "batch processed",
-            extra={"records": len(records), "requests": len(requests), "retry": len(failures), **counts},
-        )
+        retry = [request.sequence_number for request, outcome, _ in done if outcome.redelivered]
+        counts = Counter(outcome for _, outcome, _ in done)
+        # Successes are listed here rather than logged one line each (that is DEBUG): one JSON line
+        # per request cost a fifth of the processor's CPU per record, and CloudWatch bills by size.
+        logger.info("batch processed", extra={
+            "records": len(records), "requests": len(requests), "retry": len(retry),
+            **{outcome.value: n for outcome, n in counts.items()},
+            "request_ids": [r.request_id for r, outcome, _ in done if outcome is Outcome.SUCCEEDED]})
         if requests:
-            self._emit_metrics(counts, [o.latency_ms for _, o in done if o.latency_ms is not None])
-        return {"batchItemFailures": [{"itemIdentifier": s} for s in sorted(failures, key=int)]}
+            self._emit_metrics(counts, [latency for _, _, latency in done if latency is not None])
+        return batch_response(retry)
 
-    def _emit_metrics(self, counts: Mapping[str, int], latencies_ms: List[int]) -> None:
-        ran = counts[RAN_OK] + counts[RAN_FAILED] + counts[RETRY]
-        totals = {"Processed": ran, "Succeeded": counts[RAN_OK], "Failed": counts[RAN_FAILED],
-                  "TransientRetries": counts[RETRY]}
+    def _emit_metrics(self, counts: Mapping[Outcome, int], latencies_ms: List[int]) -> None:
+        succeeded, failed, retried = counts[Outcome.SUCCEEDED], counts[Outcome.FAILED], counts[Outcome.RETRY]
+        totals = {"Processed": succeeded + failed + retried, "Succeeded": succeeded, "Failed": failed,
+                  "TransientRetries": retried}
         for line in emf_lines(totals, latencies_ms, int(self._now() * 1000)):
             self._emit(line)
 
-    def _process(self, requests: List[NewRequest]) -> List[Tuple[NewRequest, Outcome]]:
+    def _process(self, requests: List[NewRequest]) -> List[Tuple[NewRequest, Outcome, Optional[int]]]:
         try:
             states = self._store.current_states(r.request_id for r in requests)
         except StoreUnavailable as exc:
             logger.warning("status read failed; the whole batch will be retried", extra={"error": str(exc)})
-            return [(r, Outcome(DEFERRED)) for r in requests]
+            return [(r, Outcome.DEFERRED, None) for r in requests]
         by_id: Dict[str, List[NewRequest]] = {}
         for request in requests:
             by_id.setdefault(request.request_id, []).append(request)
-        futures = [self._executor.submit(self._run_once, group, states) for group in by_id.values()]
-        return [pair for future in futures for pair in future.result()]
+        outcomes = self._run_and_write({group[-1]: states.get(group[-1].request_id) for group in by_id.values()})
+        done: List[Tuple[NewRequest, Outcome, Optional[int]]] = []
+        for group in by_id.values():
+            *earlier, latest = group
+            outcome, latency = outcomes[latest]
+            # One run per id per batch, by the id's latest record: the status read is the item's
+            # current state and the latest record carries its current image, so it acts for all of
+            # them. The earlier ones are skipped (running them too would repeat the side effects) or,
+            # when the run must be retried, deferred with it, so the id's records are redelivered
+            # together, in stream order.
+            for request in earlier:
+                if not outcome.redelivered:
+                    logger.info("superseded by a later record of this id in the batch; not run",
+                                extra={"request_id": request.request_id, "sequence_number": request.sequence_number})
+                done.append((request, Outcome.DEFERRED if outcome.redelivered else Outcome.SKIPPED, None))
+            done.append((latest, outcome, latency))
+        return done
 
-    def _run_once(self, group: List[NewRequest], states: Mapping[str, ItemState]) -> List[Tuple[NewRequest, Outcome]]:
-        """One run per id per batch, by the id's latest record: the status read is the item's
-        current state and the latest record carries its current image, so it acts for all of
-        them. The earlier ones are skipped (running them too would repeat the side effects) or,
-        when the run must be retried, deferred with it, so the id's records are redelivered
-        together, in stream order."""
-        *earlier, latest = group
-        outcome = self._run_one(latest, states.get(latest.request_id))
-        if outcome.kind in _REDELIVER:
-            return [(request, Outcome(DEFERRED)) for request in earlier] + [(latest, outcome)]
-        for request in earlier:
-            logger.info("superseded by a later record of this id in the batch; not run",
-                        extra={"request_id": request.request_id, "sequence_number": request.sequence_number})
-        return [(request, Outcome(SKIPPED)) for request in earlier] + [(latest, outcome)]
+    def _run_and_write(self, latest: Mapping[NewRequest, Optional[ItemState]]
+                       ) -> Dict[NewRequest, Tuple[Outcome, Optional[int]]]:
+        """Run the logic for each request in the pool and write the outcomes back as they come in,
+        MAX_STATEMENTS per call; the outcome (and latency from createdAt) of each request."""
+        outcomes: Dict[NewRequest, Tuple[Outcome, Optional[int]]] = {}
+        runs = [self._executor.submit(self._run, request, state) for request, state in latest.items()]
+        pending: List[_Run] = []
+        writes: List[Tuple[List[_Run], Future[List[Optional[StoreError]]]]] = []
 
-    def _run_one(self, request: NewRequest, state: Optional[ItemState]) -> Outcome:
+        def flush() -> None:
+            chunk = pending[:]
+            pending.clear()
+            writes.append((chunk, self._executor.submit(self._store.write, [r.writeback for r in chunk])))
+
+        for future in as_completed(runs):
+            run = future.result()
+            if run is not None:
+                pending.append(run)
+                if len(pending) == MAX_STATEMENTS:
+                    flush()
+        if pending:
+            flush()
+        too_large: List[_Run] = []
+        misconfigured: Optional[StoreError] = None
+        for chunk, written in writes:
+            for run, error in zip(chunk, written.result(), strict=True):
+                if isinstance(error, ItemTooLarge) and isinstance(run.decision, Succeed):
+                    too_large.append(run)
+                    continue
+                if isinstance(error, StoreMisconfigured):
+                    misconfigured = misconfigured or error
+                outcomes[run.request] = self._recorded(run, error)
+        if too_large:
+            failed = [_Run(r.request, Reject(_RESULT_TOO_LARGE),
+                           self._store.failed(r.request.request_id, _RESULT_TOO_LARGE, now_ms=r.now_ms), r.now_ms)
+                      for r in too_large]
+            for run, error in zip(failed, self._store.write([r.writeback for r in failed]), strict=True):
+                outcomes[run.request] = self._recorded(run, error)
+        if misconfigured is not None:
+            raise misconfigured  # a deployment problem: the whole batch fails and is retried
+        for request in latest:
+            outcomes.setdefault(request, (Outcome.SKIPPED, None))
+        return outcomes
+
+    def _run(self, request: NewRequest, state: Optional[ItemState]) -> Optional[_Run]:
+        """The logic's decision for a request that is still PENDING, with its write-back; None to skip it."""
         log = {"request_id": request.request_id, "sequence_number": request.sequence_number}
         if state is None:
             logger.info("item no longer exists; skipped", extra=log)
-            return Outcome(SKIPPED)
+            return None
         if state.status != PENDING:
             logger.info("already finished; not run again", extra={**log, "status": state.status})
-            return Outcome(SKIPPED)
+            return None
         if None not in (state.created_at_ms, request.created_at_ms) and state.created_at_ms != request.created_at_ms:
             # A redelivered record of an earlier request whose item expired and whose id was
             # stored again: running it would finish the new request with the old one's result.
             logger.info("record of an earlier request with this id; skipped",
                         extra={**log, "created_at_ms": request.created_at_ms,
                                "item_created_at_ms": state.created_at_ms})
-            return Outcome(SKIPPED)
+            return None
+        decision = decide(self._logic, request.body, request.request_id)
         now = self._now()
         now_ms = int(now * 1000)
-        latency = None if request.created_at_ms is None else now_ms - request.created_at_ms
-        try:
-            decision = self._decide(request)
-            if isinstance(decision, _Retry):
-                self._store.record_attempt(request.request_id, decision.error, now_ms=now_ms)
-                logger.warning("transient failure; will be retried", extra={**log, "error": decision.error})
-                return Outcome(RETRY)
-            if isinstance(decision, _Failed):
-                return self._fail(request, decision.error, now_ms, latency, log)
-            try:
-                self._store.finish_succeeded(
-                    request.request_id, decision, now_ms=now_ms, expires_at=int(now) + self._ttl
-                )
-            except ItemTooLarge:
-                error = {"type": "ResultTooLarge", "message": "the result does not fit in the 400 KB item"}
-                return self._fail(request, error, now_ms, latency, log)
-            logger.info("request succeeded", extra={**log, "latency_ms": latency})
-            return Outcome(RAN_OK, latency)
-        except ConditionFailed:
+        if isinstance(decision, Succeed):
+            writeback = self._store.succeeded(request.request_id, decision.result, now_ms=now_ms,
+                                              expires_at=int(now) + self._ttl)
+        elif isinstance(decision, Reject):
+            writeback = self._store.failed(request.request_id, decision.error, now_ms=now_ms)
+        else:
+            writeback = self._store.attempted(request.request_id, decision.error, now_ms=now_ms)
+        return _Run(request, decision, writeback, now_ms)
+
+    def _recorded(self, run: _Run, error: Optional[StoreError]) -> Tuple[Outcome, Optional[int]]:
+        request, decision = run.request, run.decision
+        log = {"request_id": request.request_id, "sequence_number": request.sequence_number}
+        if isinstance(error, ConditionFailed):
             logger.info("finished by another delivery; left as it is", extra=log)
-            return Outcome(SKIPPED)
-        except StoreUnavailable as exc:
-            logger.warning("write-back failed; will be retried", extra={**log, "error": str(exc)})
-            return Outcome(RETRY)
-
-    def _fail(self, request: NewRequest, error: Dict[str, str], now_ms: int, latency: Optional[int],
-              log: Dict[str, Any]) -> Outcome:
-        self._store.finish_failed(request.request_id, error, now_ms=now_ms)
-        logger.info("request failed", extra={**log, "error": error})
-        return Outcome(RAN_FAILED, latency)
-
-    def _decide(self, request: NewRequest) -> Any:
-        """The business logic's result, or a _Failed / _Retry outcome."""
-        if request.body is None:
-            return _Failed("RejectedRequest", "the item has no request attribute")
-        try:
-            body = json.loads(request.body)
-        except ValueError as exc:
-            return _Failed("RejectedRequest", f"the request is not valid JSON: {exc}")
-        except RecursionError:
-            # Valid JSON can nest deeper than Python's parser goes; failing the item keeps one
-            # body from failing (and bisecting) its whole batch.
-            return _Failed("RejectedRequest", "the request nests too deeply to parse")
-        if not isinstance(body, dict):
-            return _Failed("RejectedRequest", "the request is not a JSON object")
-        try:
-            result = self._logic(body)
-            json.dumps(result)
-            return result
-        except TransientError as exc:
-            return _Retry(type(exc).__name__, str(exc))
-        except RejectedRequest as exc:
-            return _Failed(type(exc).__name__, str(exc))
-        except (ClientError, BotoCoreError) as exc:
-            # A downstream AWS call that was throttled or unreachable may work next time.
-            mapped = map_error(exc)
-            if isinstance(mapped, StoreUnavailable):
-                return _Retry(type(exc).__name__, str(exc))
-            return _Failed(type(exc).__name__, str(exc))
-        except Exception as exc:  # noqa: BLE001 - anything unexpected is a permanent failure, kept
-            logger.error(
-                "business logic raised unexpectedly",
-                extra={"request_id": request.request_id, "traceback": traceback.format_exc(limit=5)},
-            )
-            return _Failed(type(exc).__name__, str(exc) or type(exc).__name__)
-
-
-# What happened to one request in a batch. RETRY ran and must run again; DEFERRED did not run
-# because its id's run (by a later record of the id) must run again; both are redelivered by Lambda.
-RAN_OK, RAN_FAILED, RETRY, DEFERRED, SKIPPED = "succeeded", "failed", "retry", "deferred", "skipped"
-_REDELIVER = frozenset({RETRY, DEFERRED})
-
-
-class Outcome(NamedTuple):
-    kind: str
-    latency_ms: Optional[int] = None
-
-
-class _Failed:
-    def __init__(self, kind: str, message: str) -> None:
-        self.error = {"type": kind, "message": message[:1000]}
-
-
-class _Retry(_Failed):
-    pass
+            return Outcome.SKIPPED, None
+        if error is not None:
+            logger.warning("write-back failed; will be retried", extra={**log, "error": str(error)})
+            return Outcome.RETRY, None
+        latency = None if request.created_at_ms is None else run.now_ms - request.created_at_ms
+        if isinstance(decision, Retry):
+            logger.warning("transient failure; will be retried", extra={**log, "error": decision.error})
+            return Outcome.RETRY, None
+        if isinstance(decision, Reject):
+            logger.info("request failed", extra={**log, "error": decision.error})
+            return Outcome.FAILED, latency
+        logger.debug("request succeeded", extra={**log, "latency_ms": latency})
+        return Outcome.SUCCEEDED, latency
 
 
 # --- Lambda wiring -------------------------------------------------------------------------
-# Built on the first invocation, not at import, so a cold start pays only for imports.
+# The processor is built on the first invocation, not at import (a cold start pays only for
+# imports), and kept with the container's other clients in chalicelib.runtime.
 
 bp = Blueprint(__name__)
 _business_logic: Optional[BusinessLogic] = None
-_processor: Optional[StreamProcessor] = None
 
 
 def configure(business_logic: BusinessLogic) -> None:
     """Choose the business logic (app.py does, once). Drops a processor built earlier."""
-    global _business_logic, _processor
+    global _business_logic
     _business_logic = business_logic
-    _processor = None
+    runtime.use("processor", None)
 
 
 def configured_logic() -> Optional[BusinessLogic]:
@@ -229,31 +239,32 @@ def configured_logic() -> Optional[BusinessLogic]:
 
 
 def use_processor(processor: Optional[StreamProcessor]) -> None:
-    """Install a processor built elsewhere (tests, the local stack); None rebuilds from env."""
-    global _processor
-    _processor = processor
+    """Install a processor built elsewhere (tests); None rebuilds it from the environment."""
+    runtime.use("processor", processor)
 
 
 def current() -> StreamProcessor:
-    global _processor
-    if _processor is None:
-        if _business_logic is None:
-            raise ConfigurationError("no business logic: call processor.configure() in app.py")
-        settings = runtime.settings()
-        _processor = StreamProcessor(
-            runtime.store(),
-            _business_logic,
-            executor=ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="request"),
-            success_ttl_seconds=settings.success_ttl_seconds,
-        )
-    return _processor
+    processor: StreamProcessor = runtime.built("processor", _build)
+    return processor
+
+
+def _build() -> StreamProcessor:
+    if _business_logic is None:
+        raise ConfigurationError("no business logic: call processor.configure() in app.py")
+    settings = runtime.settings()
+    return StreamProcessor(
+        runtime.store(),
+        _business_logic,
+        executor=ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="request"),
+        success_ttl_seconds=settings.success_ttl_seconds,
+    )
 
 
 @bp.on_dynamodb_record(
     stream_arn=config.stream_arn(),
     batch_size=100,
-    # LATEST can miss records written while the mapping is created (esm §2).
+    # LATEST can miss records written while the mapping is created (docs: ESM-4).
     starting_position="TRIM_HORIZON",
 )
-def process(event: Any) -> Dict[str, List[Dict[str, str]]]:
+def process(event: Any) -> BatchResponse:
     return current().process_batch(event.to_dict()["Records"])

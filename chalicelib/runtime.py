@@ -2,7 +2,7 @@
 (a cold start pays only for imports). Tests and the local stack inject their own with use()."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from chalicelib import config
 from chalicelib.store import RequestStore
@@ -18,28 +18,33 @@ def use(name: str, value: Optional[Any]) -> None:
         _built[name] = value
 
 
+def built(name: str, build: Callable[[], Any]) -> Any:
+    """The `name` dependency, built by `build` the first time it is asked for."""
+    if name not in _built:
+        _built[name] = build()
+    return _built[name]
+
+
 def settings() -> config.Settings:
-    if "settings" not in _built:
-        _built["settings"] = config.Settings.from_env()
-    built: config.Settings = _built["settings"]
-    return built
+    value: config.Settings = built("settings", config.Settings.from_env)
+    return value
 
 
 def store() -> RequestStore:
-    if "store" not in _built:
+    def build() -> RequestStore:
         from chalicelib.aws import dynamodb_client
 
-        _built["store"] = RequestStore(dynamodb_client(settings()), settings().table_name)
-    built: RequestStore = _built["store"]
-    return built
+        return RequestStore(dynamodb_client(settings()), settings().table_name)
+    value: RequestStore = built("store", build)
+    return value
 
 
 def streams() -> Any:
-    if "streams" not in _built:
+    def build() -> Any:
         from chalicelib.aws import streams_client
 
-        _built["streams"] = streams_client(settings())
-    return _built["streams"]
+        return streams_client(settings())
+    return built("streams", build)
 
 
 def reset() -> None:

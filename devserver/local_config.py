@@ -54,7 +54,7 @@ class LocalConfig:
     sqs_endpoint: Optional[str] = None
     # Added to every function's environment (tests: SUCCESS_TTL_SECONDS, a business logic module).
     function_env: Mapping[str, str] = field(default_factory=dict)
-    # Seconds between idle polls of a shard. Lambda polls about 4 times a second (docs: ESM-5);
+    # Seconds between idle polls of a shard. Lambda polls about 4 times a second (docs: ESM-10);
     # locally 20 times keeps the pipeline's own latency out of what is being debugged.
     poll_interval: float = 0.05
     # Seconds between runs of each scheduled function; None: the rate the app declares.

@@ -1,4 +1,5 @@
-"""moto's server, with each DynamoDB and DynamoDB Streams call run one at a time.
+"""moto's server, with each DynamoDB and DynamoDB Streams call run one at a time, and the app's
+PartiQL UPDATEs run as DynamoDB runs them (devserver/moto_partiql.py).
 
 moto's server handles requests in threads, but its DynamoDB model is not thread-safe: two
 concurrent writes can get the same stream sequence number (the runner then skips one of them
@@ -17,6 +18,8 @@ from typing import Any, Callable
 
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+from devserver import moto_partiql
 
 _ONE_AT_A_TIME = threading.RLock()
 
@@ -39,5 +42,6 @@ if __name__ == "__main__":
     from moto.server import main
 
     serialise_dynamodb()
+    moto_partiql.install()
     main(sys.argv[1:])  # returns None once the server stops
     sys.exit(0)

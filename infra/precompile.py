@@ -31,7 +31,11 @@ def runtime_of(sam_template: str) -> str:
 
 
 def add_bytecode(deployment_zip: Path, runtime: str) -> int:
-    """Rewrite the zip with a __pycache__ entry beside every .py; returns how many were added."""
+    """Rewrite the zip with an unchecked-hash __pycache__ entry beside every .py; returns how many.
+
+    Bytecode already in the zip is replaced: `chalice package` copies the project's own __pycache__
+    folders, whose timestamp-checked files would make Lambda compile again (the zip's timestamps
+    are not the sources')."""
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     if runtime != here:
         raise ValueError(f"the functions run python{runtime} but this is python{here}: its bytecode would "
@@ -42,13 +46,14 @@ def add_bytecode(deployment_zip: Path, runtime: str) -> int:
         added = 0
         with zipfile.ZipFile(deployment_zip) as source, \
                 zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as target:
-            present = set(source.namelist())
             for entry in source.infolist():
+                if "__pycache__/" in entry.filename:
+                    continue
                 data = source.read(entry)
                 target.writestr(entry, data)
-                cached = _cache_name(entry.filename)
-                if entry.filename.endswith(".py") and cached not in present:
-                    target.writestr(_like(entry, cached), _bytecode(entry.filename, data, Path(work)))
+                if entry.filename.endswith(".py"):
+                    bytecode = _bytecode(entry.filename, data, Path(work))
+                    target.writestr(_like(entry, _cache_name(entry.filename)), bytecode)
                     added += 1
         rewritten.replace(deployment_zip)
     return added

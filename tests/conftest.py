@@ -14,6 +14,7 @@ import yaml
 from moto import mock_aws
 
 from chalicelib.logs import logger
+from devserver import moto_partiql
 from devserver.db_schema import create_table_request
 
 pytest_plugins = ["devserver.testing.fixtures"]
@@ -58,6 +59,7 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def dynamodb() -> Iterator[Any]:
     """A moto DynamoDB client with the requests table created as infra/ defines it."""
+    moto_partiql.install()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-central-1")
         client.create_table(**create_table_request(yaml.safe_load(TEMPLATE.read_text()), TABLE))

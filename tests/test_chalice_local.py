@@ -35,7 +35,7 @@ CHALICE = str(Path(sys.executable).with_name("chalice"))
 
 def test_chalice_is_the_version_the_hook_was_written_for():
     assert chalice.__version__ == "1.34.0", (
-        "Chalice was upgraded: re-check docs/chalice.md CHALICE-201..203 against the new release, then "
+        "Chalice was upgraded: re-check docs/chalice.md CHALICE-201 and CHALICE-202 against the new release, then "
         "update this pin")
 
 

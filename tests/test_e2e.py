@@ -223,7 +223,7 @@ def test_a_put_while_the_database_refuses_connections_is_503_integration_failure
 def test_a_throttled_write_back_stays_pending_then_succeeds_once_the_throttle_lifts(faults_off, api):
     stack = faults_off
     before = stack.status()["runner"]["counters"]
-    stack.faults(throttle=1.0, throttle_operations="UpdateItem")
+    stack.faults(throttle=1.0, throttle_operations="BatchExecuteStatement")
     status, accepted = api.put(ORDER)
     assert status == 202
 
@@ -232,15 +232,15 @@ def test_a_throttled_write_back_stays_pending_then_succeeds_once_the_throttle_li
     # The processor's client tries a throttled call 3 times (chalicelib/aws.py, total_max_attempts)
     # with up to 1+2 s of backoff, then reports the record for retry: the stream mapping retries.
     wait_for(lambda: counters().get("retries", 0) >= 1, timeout=25)
-    assert proxy_counts(stack, "UpdateItem")["forwarded"] == 0  # so it is still PENDING
+    assert proxy_counts(stack, "BatchExecuteStatement")["forwarded"] == 0  # so it is still PENDING
     assert api.get(accepted["id"])[1]["status"] == "PENDING"
 
     stack.faults(throttle=0.0)
     done = api.finished(accepted["id"], timeout=20)
     assert done["status"] == "SUCCEEDED" and done["attempts"] == 1
-    assert proxy_counts(stack, "UpdateItem")["forwarded"] >= 1
+    assert proxy_counts(stack, "BatchExecuteStatement")["forwarded"] >= 1
     assert counters()["partial_failures"] >= 1
-    assert proxy_counts(stack, "UpdateItem")["throttled"] >= 3
+    assert proxy_counts(stack, "BatchExecuteStatement")["throttled"] >= 3
 
 
 # --- make run -------------------------------------------------------------------------------------

@@ -101,8 +101,9 @@ def test_throttled_storage_asks_sqs_for_that_message_again(dynamodb, streams):
     dynamodb.put_item(TableName=TABLE, Item=pending_item("a", {}))
     dynamodb.put_item(TableName=TABLE, Item=pending_item("b", {}))
     records = stream_records(dynamodb, streams)
-    store = RequestStore(FailingClient(dynamodb, "update_item",
-                                       when=lambda kwargs: kwargs["Key"]["id"]["S"] == "a"), TABLE)
+    def first_is_a(kwargs: Dict[str, Any]) -> bool:
+        return bool(kwargs["Statements"][0]["Parameters"][-2]["S"] == "a")
+    store = RequestStore(FailingClient(dynamodb, "batch_execute_statement", when=first_is_a), TABLE)
 
     response = FailureConsumer(store, streams).handle([failure_message(records[:1], "m-a"),
                                                        failure_message(records[1:], "m-b")])

@@ -83,7 +83,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "dynamodb:GetShardIterator": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
         "dynamodb:ListStreams": {"Fn::Sub": "${RequestsTable.Arn}/stream/*"},
         "dynamodb:BatchGetItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
-        "dynamodb:UpdateItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+        "dynamodb:PartiQLUpdate": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
         "sqs:SendMessage": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${ProcessLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${ProcessLogGroup.Arn}:*"},
@@ -101,13 +101,14 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "sqs:GetQueueAttributes": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
         "dynamodb:GetShardIterator": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
         "dynamodb:GetRecords": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
-        "dynamodb:UpdateItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+        "dynamodb:PartiQLUpdate": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
     }),
     ("ReconcileRole", {
         "dynamodb:Query": {"Fn::Sub": "${RequestsTable.Arn}/index/open-by-status"},
         "dynamodb:UpdateItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+        "dynamodb:PartiQLUpdate": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${ReconcileLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${ReconcileLogGroup.Arn}:*"},
     }),
@@ -266,17 +267,35 @@ def test_the_zip_ships_bytecode_that_python_loads_without_compiling(packaged, tm
     assert len([n for n in names if n.endswith(".pyc")]) == len(sources) > 0
 
 
-def test_bytecode_is_added_once_to_a_zip_that_already_has_it(packaged, tmp_path):
+def test_bytecode_is_written_once_even_on_a_zip_that_already_has_it(packaged, tmp_path):
     import shutil
     import zipfile
 
     again = tmp_path / "deployment.zip"
     shutil.copy(packaged["dir"] / "deployment.zip", again)
 
-    assert add_bytecode(again, runtime_of((packaged["dir"] / "sam.yaml").read_text())) == 0
-    names = zipfile.ZipFile(again).namelist()
-    assert len(names) == len(set(names)) == len(zipfile.ZipFile(packaged["dir"] / "deployment.zip").namelist())
-    assert "chalicelib/__pycache__/processor.cpython-%d%d.pyc" % sys.version_info[:2] in names
+    add_bytecode(again, runtime_of((packaged["dir"] / "sam.yaml").read_text()))
+
+    first, second = zipfile.ZipFile(packaged["dir"] / "deployment.zip"), zipfile.ZipFile(again)
+    assert second.namelist() == first.namelist() and len(set(second.namelist())) == len(second.namelist())
+    assert all(first.read(name) == second.read(name) for name in first.namelist())
+    assert "chalicelib/__pycache__/processor.cpython-%d%d.pyc" % sys.version_info[:2] in second.namelist()
+
+
+def test_a_projects_own_timestamp_bytecode_is_replaced_by_unchecked_bytecode(tmp_path):
+    import zipfile
+
+    # `chalice package` copies the project's __pycache__ folders, written by any local import.
+    pyc = "chalicelib/__pycache__/orders.cpython-%d%d.pyc" % sys.version_info[:2]
+    made = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(made, "w") as archive:
+        archive.writestr("chalicelib/orders.py", "X = 1\n")
+        archive.writestr(pyc, b"\x00" * 16 + b"timestamp-checked, from a developer's tree")
+
+    assert add_bytecode(made, f"{sys.version_info.major}.{sys.version_info.minor}") == 1
+
+    shipped = zipfile.ZipFile(made).read(pyc)
+    assert int.from_bytes(shipped[4:8], "little") == 0b01  # PEP 552: hash-based, unchecked
 
 
 def test_bytecode_for_another_python_than_the_functions_run_is_refused(packaged, tmp_path):

@@ -159,7 +159,9 @@ def test_retrying_an_unknown_or_impossible_id(http):
 
 def add_listed(dynamodb: Any, request_id: str, status: str, created_at_ms: int) -> None:
     item = {**pending_item(request_id, {}, created_at_ms=created_at_ms), "status": {"S": status}}
-    if status != "SUCCEEDED":
+    if status == "SUCCEEDED":
+        del item["listStatus"]  # the sparse index holds only unfinished and failed requests
+    else:
         item["listStatus"] = {"S": status}
     dynamodb.put_item(TableName=TABLE, Item=item)
 

@@ -8,7 +8,15 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError, ReadTimeoutError
 
 from chalicelib.errors import ConditionFailed, ItemTooLarge, StoreMisconfigured, StoreUnavailable
-from chalicelib.store import ERROR_CLASSES, RequestStore, from_attribute, map_error, to_attribute
+from chalicelib.store import (
+    ERROR_CLASSES,
+    STATEMENT_ERROR_CLASSES,
+    RequestStore,
+    from_attribute,
+    map_error,
+    statement_error,
+    to_attribute,
+)
 from devserver.testing import fakes
 from devserver.testing.events import pending_item
 from tests.conftest import TABLE
@@ -24,6 +32,27 @@ def test_every_error_in_dynamodbs_model_has_a_decided_meaning():
     undecided = {shape.name for shape in model.error_shapes} - set(ERROR_CLASSES)
 
     assert undecided == set()
+
+
+def test_every_per_statement_error_code_has_a_decided_meaning():
+    model = botocore.session.get_session().get_service_model("dynamodb")
+
+    codes = set(model.shape_for("BatchStatementErrorCodeEnum").enum)  # type: ignore[attr-defined]
+
+    assert codes == set(STATEMENT_ERROR_CLASSES)
+
+
+@pytest.mark.parametrize("code, message, expected", [
+    ("ConditionalCheckFailed", "The conditional request failed", ConditionFailed),
+    ("ThrottlingError", "slow down", StoreUnavailable),
+    ("ValidationError", "Item size to update has exceeded the maximum allowed size", ItemTooLarge),
+    ("ValidationError", "Invalid PartiQL syntax", StoreMisconfigured),
+    ("AccessDenied", "no", StoreMisconfigured),
+    ("SomethingNew", "", StoreUnavailable),  # retried: trying again loses nothing
+])
+def test_a_failed_statement_maps_to_what_to_do_next(code, message, expected):
+    error = statement_error(code, message)
+    assert type(error) is expected and error.code == code
 
 
 @pytest.mark.parametrize("code, status, expected", [

@@ -103,6 +103,7 @@ class LocalPipeline:
         from moto import mock_aws
 
         from chalicelib import processor, runtime
+        from devserver import moto_partiql
         from devserver.apigw import make_app
         from devserver.apigw_transport import BotocoreTransport
         from devserver.db_schema import ensure_queue, ensure_table, queue_attributes
@@ -111,6 +112,7 @@ class LocalPipeline:
         self._set_env({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region,
                        "AWS_SESSION_TOKEN": None, "AWS_PROFILE": None, "DYNAMODB_ENDPOINT_URL": None})
+        moto_partiql.install()
         self._mock = mock_aws()
         self._mock.start()
         runtime.reset()  # clients built before belong to another backend
