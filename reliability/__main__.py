@@ -15,7 +15,6 @@ from typing import Dict, List, Optional
 
 from reliability.report import TABLE_HEADER, Result, describe, table_row
 from reliability.scenarios import crashes, load, outage, poison, throttle
-from reliability.stack import stack_env
 
 SCENARIOS: Dict[str, ModuleType] = {m.NAME: m for m in (load, crashes, throttle, outage, poison)}
 BACKENDS = ("moto", "dynamodb-local")
@@ -35,7 +34,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.size is not None and args.size < 100:
         parser.error("--size must be at least 100")
-    stack_env()
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     began = time.monotonic()

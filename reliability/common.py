@@ -5,8 +5,9 @@ import re
 import time
 from typing import Callable, List, Set, Tuple
 
+from devserver.launcher import LocalStack
 from reliability.load import Sent
-from reliability.stack import LocalStack
+from reliability.stack import runs_file
 from reliability.stream_check import check_stream
 from reliability.verify import Findings, check, read_runs, wait_terminal
 
@@ -18,9 +19,10 @@ def settle_and_check(stack: LocalStack, sent: List[Sent], allowed: Set[int], dea
     # Accepted ones first, in the order they were accepted: roughly the stream's order.
     ordered = sorted(sent, key=lambda s: (s.accepted_at is None, s.accepted_at or 0.0))
     keys = [s.planned.key for s in ordered]
-    items = wait_terminal(stack.dynamodb(), stack.table, keys, time.monotonic() + deadline_s, progress)
-    found = check(sent, items, read_runs(stack.runs_file), allowed)
-    stream = check_stream(stack.dynamodb(), stack.streams(), stack.table)
+    dynamodb = stack.client("dynamodb")  # the database itself, never through the fault proxy
+    items = wait_terminal(dynamodb, stack.table_name, keys, time.monotonic() + deadline_s, progress)
+    found = check(sent, items, read_runs(runs_file(stack.state_dir)), allowed)
+    stream = check_stream(dynamodb, stack.client("dynamodbstreams"), stack.table_name)
     found.stream_records, found.stream_out_of_order = stream.records, stream.out_of_order
     if stream.out_of_order:
         found.notes.append(f"the stream holds {stream.out_of_order} record(s) whose sequence number does not "
@@ -29,13 +31,9 @@ def settle_and_check(stack: LocalStack, sent: List[Sent], allowed: Set[int], dea
     return found
 
 
-def dead_parts(stack: LocalStack) -> List[str]:
-    return [f"the {name} process exited during the scenario; see {stack.logs}/" for name in stack.exited()]
-
-
 # One log line per write-back the processor gave up on (Powertools JSON; fields in this order).
-# Matched inside a line rather than parsed as one: the runner's threads share stdout, and a
-# `print` (the EMF metrics) can glue another line onto a log line.
+# Matched inside a line rather than parsed as one: the function instances and the app host share
+# one stdout, and a `print` (the EMF metrics) can glue another line onto a log line.
 WRITE_BACK_FAILED = re.compile(rb'"message":"write-back failed; will be retried"[^{}]*?"request_id":"([^"]+)"')
 
 
@@ -43,9 +41,10 @@ def write_back_failures(stack: LocalStack, findings: Findings) -> Tuple[Set[str]
     """Request ids whose write-back the processor gave up on (it logs each, then Lambda retries):
     the only way a storage fault can make the business logic run twice; and the duplicated
     requests that are not among them (unexplained)."""
-    runner_log = stack.logs / "runner.log"
+    # The function instances log to the app host's stdout, which the launcher sends to app.log.
+    app_log = stack.logs / "app.log"
     gave_up: Set[str] = set()
-    if runner_log.exists():
-        with runner_log.open("rb") as handle:
+    if app_log.exists():
+        with app_log.open("rb") as handle:
             gave_up = {match.group(1).decode() for line in handle for match in WRITE_BACK_FAILED.finditer(line)}
     return gave_up, sorted(set(findings.duplicated) - gave_up)

@@ -1,7 +1,8 @@
 """The checks: what each client was told, against what the table and the runs file hold.
 
 Items are read from the database directly (never through the fault proxy), by id, with consistent
-reads. The business logic's runs come from the runs file tests/counting_logic.py appends to.
+reads. The business logic's runs come from the runs file devserver/testing/logic.py's `counting`
+appends to.
 """
 from __future__ import annotations
 

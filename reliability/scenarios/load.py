@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from reliability.common import dead_parts, settle_and_check
+from reliability.common import settle_and_check
 from reliability.load import Sender, plan
 from reliability.report import Result
-from reliability.stack import LocalStack
+from reliability.stack import app_status, dead_parts, scenario_stack
 
 NAME = "load"
 FULL_SIZE = 10_000
@@ -22,14 +22,14 @@ CLIENTS = 32
 def run(backend: str, size: int, seed: int, state: Path) -> Result:
     began = time.monotonic()
     planned = plan(f"load-{seed}", size, seed, unknown_share=0.1)
-    with LocalStack(backend, state) as stack:
+    with scenario_stack(backend, state) as stack:
         sender = Sender(stack.api_url, planned, clients=CLIENTS, seed=seed)
         # Bounds, not expectations: ~100 PUTs/s are expected on this kind of machine.
         sent = sender.run(deadline_s=60 + size / 5)
         put_s = sender.finished_at - sender.started_at
         findings = settle_and_check(stack, sent, allowed=set(), deadline_s=60 + size / 5)
         errors = dead_parts(stack)
-        counters = stack.runner_status().get("counters", {})
+        counters = app_status(stack).get("runner", {}).get("counters", {})
     unknown = sum(1 for p in planned if p.error_type == "RejectedRequest")
     return Result(
         NAME, backend, size, load=f"{size:,} PUTs from {CLIENTS} clients ({unknown:,} unknown dishes)",

@@ -4,7 +4,8 @@
 
 Clients get 202 or 503 and retry a 503 with the same Idempotency-Key (at most 5 tries, ~3 s of
 backoff, so requests sent during a window may exhaust their tries: they must have left no item).
-Checked as in the throttle scenario; the runner's reads and write-backs must recover by themselves.
+Checked as in the throttle scenario; the stream mapping's reads and the processor's write-backs must
+recover by themselves.
 
 When the proxy starts refusing, it cuts the connections it has open, including PutItems that
 DynamoDB has already applied. The API answers those (and every refused call) 503 "storage
@@ -21,10 +22,10 @@ import time
 from pathlib import Path
 from typing import List
 
-from reliability.common import dead_parts, settle_and_check, write_back_failures
+from reliability.common import settle_and_check, write_back_failures
 from reliability.load import Attempt, Retry, Sender, plan
 from reliability.report import Result
-from reliability.stack import LocalStack
+from reliability.stack import dead_parts, fault_state, scenario_stack
 from reliability.verify import read_items
 
 NAME = "outage"
@@ -42,7 +43,7 @@ def run(backend: str, size: int, seed: int, state: Path, send_s: float = SEND_S,
     planned = plan(f"outage-{seed}", size, seed, unknown_share=0.1)
     opened: List[str] = []
     cuts: List[float] = []  # time.time() when a refuse window opened: open connections are cut then
-    with LocalStack(backend, state, faults=True, fault_seed=seed) as stack:
+    with scenario_stack(backend, state, faults=True, fault_seed=seed) as stack:
         stack.faults(down_operations=EVERY_CALL, reset_counters=True)
 
         sender = Sender(stack.api_url, planned, clients=CLIENTS, rate=size / send_s,
@@ -58,8 +59,8 @@ def run(backend: str, size: int, seed: int, state: Path, send_s: float = SEND_S,
 
         sent = sender.run(deadline_s=send_s + 120, between=windows)
         findings = settle_and_check(stack, sent, allowed={503, 504}, deadline_s=120 + size / 5)
-        stored = set(read_items(stack.dynamodb(), stack.table, [s.planned.key for s in sent]))
-        proxy = stack.fault_state()
+        stored = set(read_items(stack.client("dynamodb"), stack.table_name, [s.planned.key for s in sent]))
+        proxy = fault_state(stack)
         errors = dead_parts(stack)
     if len(opened) < len(WINDOWS):
         errors.append(f"only {len(opened)} of {len(WINDOWS)} outage windows were opened")

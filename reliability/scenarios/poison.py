@@ -2,7 +2,8 @@
 
 The load is paced (steady traffic in which poison is rare), so the scenario measures what one
 poison batch costs the requests behind it: the processor reports only the poison record in its
-partial batch response, Lambda (the runner) retries the batch from it with backoff, 10 times
+partial batch response, Lambda's event source mapping (chalice local's stream mapping) retries
+the batch from it with backoff, 10 times
 (MaximumRetryAttempts), then sends the range to the failure queue, whose consumer marks the poison
 request FAILED (RetriesExhausted). Records behind it in the shard wait meanwhile.
 
@@ -18,10 +19,10 @@ from pathlib import Path
 import yaml
 
 from devserver.db import TEMPLATE
-from reliability.common import dead_parts, settle_and_check
+from reliability.common import settle_and_check
 from reliability.load import Sender, plan
 from reliability.report import Result
-from reliability.stack import LocalStack
+from reliability.stack import app_status, dead_parts, scenario_stack
 
 NAME = "poison"
 FULL_SIZE = 600
@@ -41,13 +42,14 @@ def run(backend: str, size: int, seed: int, state: Path, rate: float = RATE) -> 
     began = time.monotonic()
     planned = plan(f"poison-{seed}", size, seed, unknown_share=0.1, poison_share=SHARE)
     runs_expected = 1 + max_retry_attempts()
-    with LocalStack(backend, state) as stack:
+    with scenario_stack(backend, state) as stack:
         sender = Sender(stack.api_url, planned, clients=CLIENTS, rate=rate, seed=seed)
         sent = sender.run(deadline_s=size / rate + 60)
         # Each poison batch holds its shard ~12 s (backoff 0.05 s doubling to a 2 s cap, 10 times).
         findings = settle_and_check(stack, sent, allowed=set(), deadline_s=60 + 20 * max(1, size * SHARE))
-        counters = stack.runner_status().get("counters", {})
-        queue = stack.runner_status().get("sqs-handle_failures", {})
+        status = app_status(stack)
+        counters = status.get("runner", {}).get("counters", {})
+        queue = status.get("eventSources", {}).get("sqs-handle_failures", {})
         errors = dead_parts(stack)
     wrong_runs = [n for n in findings.poison_runs if n != runs_expected]
     if wrong_runs:
