@@ -1,6 +1,7 @@
 """End-to-end latency and throughput of the local stack (issue items 5 and 7b).
 
-One `python -m devserver` stack (moto backend) serves every step:
+One local stack (devserver's launcher: the database host on moto and `chalice local`) serves every
+step:
 - baseline: single requests at random gaps (~4/s), so each one meets an idle stack: the floor
   (the runner's poll phase plus one request's own work);
 - load steps at rising offered rates (Poisson arrivals, `seconds` each), until the stack stops
@@ -8,57 +9,34 @@ One `python -m devserver` stack (moto backend) serves every step:
   (the issue's two reference rates). The first step whose p99 is over the limit is reported too:
   with the runner's 50 ms idle poll that can happen long before the stack saturates.
 Each step also records the CPU each process of the stack spent per request (/proc), which says
-which one saturates where the curve bends.
+which one saturates where the curve bends (bench/local_stack.py: moto, the database host, the app
+host and the function instances).
+
+Since the stack runs under `chalice local`, each batch is an invocation of a function instance (a
+process of its own, reached over a socket) instead of a call into the runner's process: both the
+steps and the baseline pay that hop, so the baseline still means "the floor of one request on the
+idle stack", of this stack.
 """
 from __future__ import annotations
 
-import json
-import tempfile
 import time
-import urllib.request
-from pathlib import Path
 from typing import Any, Dict, Iterable, List
 
-from bench.common import command_line, descendants, process_cpu_seconds
-from bench.e2e_latency import measure, start_stack, stop_stack
-
-ROLES = {"moto_server": "moto", "devserver db": "db+ttl sweeper", "devserver api": "api", "devserver runner": "runner"}
-
-
-def _roles(stack_pid: int) -> Dict[str, int]:
-    found = {}
-    for pid in descendants(stack_pid):
-        line = command_line(pid)
-        for marker, role in ROLES.items():
-            if marker in line:
-                found[role] = pid
-    return found
+from bench.e2e_latency import database_endpoint, measure, start_stack
+from bench.local_stack import cpu_by_role, cpu_seconds, processes
+from devserver.launcher import LocalStack
 
 
-def _cpu(pids: Dict[str, int]) -> Dict[str, float]:
-    return {role: process_cpu_seconds(pid) for role, pid in pids.items()}
-
-
-def wait_ready(url: str, timeout_s: float = 15.0) -> None:
-    """Until the runner has found the stream (its status says ready), so that the baseline's
-    first request does not also measure the runner's start-up."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{url}/_local/status", timeout=5) as response:
-            if json.loads(response.read())["runner"].get("ready"):
-                return
-        time.sleep(0.1)
-    raise RuntimeError("the stream runner was not ready within %.0f s" % timeout_s)
-
-
-def step(url: str, endpoint: str, pids: Dict[str, int], rate: float, count: int) -> Dict[str, Any]:
-    before, began = _cpu(pids), time.monotonic()
-    result = measure(url, endpoint, rate, count, jitter=True)
+def step(stack: LocalStack, rate: float, count: int) -> Dict[str, Any]:
+    roles = processes(stack)
+    before, began = cpu_seconds(roles), time.monotonic()
+    result = measure(stack.api_url, database_endpoint(stack), rate, count, jitter=True)
     wall = time.monotonic() - began
-    after = _cpu(pids)
-    result["cpu_ms_per_request"] = {r: (after[r] - before[r]) / max(count, 1) * 1000 for r in pids}
-    # Share of one core each process used while the step ran (sending + draining).
-    result["cpu_share"] = {r: (after[r] - before[r]) / wall for r in pids}
+    roles.update(processes(stack))  # function instances started during the step
+    spent = cpu_by_role(before, cpu_seconds(roles), roles)
+    result["cpu_ms_per_request"] = {r: seconds / max(count, 1) * 1000 for r, seconds in spent.items()}
+    # Share of one core each role used while the step ran (sending + draining).
+    result["cpu_share"] = {r: seconds / wall for r, seconds in spent.items()}
     return result
 
 
@@ -67,23 +45,17 @@ def run(rates: Iterable[float] = (50, 200), sweep: Iterable[float] = (10, 25, 50
         min_count: int = 10) -> Dict[str, Any]:
     required = sorted(set(rates))
     steps: List[Dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as state:
-        stack, url, endpoint, startup = start_stack("moto", Path(state))
-        try:
-            pids = _roles(stack.pid)
-            wait_ready(url)
-            baseline = step(url, endpoint, pids, 4.0, baseline_count)
-            saturated = False
-            for rate in sorted(set(sweep) | set(required)):
-                if saturated and rate not in required:
-                    continue
-                result = step(url, endpoint, pids, rate, max(min_count, int(rate * seconds)))
-                result["breach"] = result["p99_ms"] > p99_limit_ms or result["finished"] < result["count"]
-                result["saturated"] = result["throughput_rps"] < 0.8 * min(rate, result["sent_rps"])
-                steps.append(result)
-                saturated = saturated or result["saturated"]
-        finally:
-            stop_stack(stack)
+    with start_stack("moto") as (stack, startup):
+        baseline = step(stack, 4.0, baseline_count)
+        saturated = False
+        for rate in sorted(set(sweep) | set(required)):
+            if saturated and rate not in required:
+                continue
+            result = step(stack, rate, max(min_count, int(rate * seconds)))
+            result["breach"] = result["p99_ms"] > p99_limit_ms or result["finished"] < result["count"]
+            result["saturated"] = result["throughput_rps"] < 0.8 * min(rate, result["sent_rps"])
+            steps.append(result)
+            saturated = saturated or result["saturated"]
     first_breach = next((s for s in steps if s["breach"]), None)
     first_saturated = next((s for s in steps if s["saturated"]), None)
     return {

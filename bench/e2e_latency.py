@@ -1,9 +1,10 @@
 """End-to-end latency on the local stack: PUT accepted -> SUCCEEDED written, at a fixed rate.
 
-Starts `python -m devserver` (moto backend) on free ports, sends `--count` PUTs paced at
-`--rate` per second, waits until all are finished (or none finishes for STALL_S), and reports
-percentiles of updatedAt - createdAt (both stamped by the stack: the API's request time and the processor's
-write-back time) and of the client-observed PUT latency.
+Starts the local stack with devserver's launcher (the database host and `chalice local`, on free
+ports), sends `--count` PUTs paced at `--rate` per second, waits until all are finished (or none
+finishes for STALL_S), and reports percentiles of updatedAt - createdAt (both stamped by the stack:
+the API's request time and the processor's write-back time, in a function instance) and of the
+client-observed PUT latency.
 
     .venv/bin/python bench/e2e_latency.py --rate 50 --count 300
 
@@ -12,51 +13,43 @@ bench/e2e_bench.py reuses start_stack / measure for the rates and the load sweep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import ORDER as ORDER_BODY, TABLE, percentile  # noqa: E402
+from bench.local_stack import warm_up  # noqa: E402
 from devserver.db import client  # noqa: E402
-from devserver.db_process import free_port  # noqa: E402
+from devserver.launcher import LocalStack, StackOptions  # noqa: E402
 
 ORDER = json.dumps(ORDER_BODY).encode()
 STALL_S = 5.0
 
 
-def start_stack(backend: str, state: Path) -> Tuple["subprocess.Popen[str]", str, str, float]:
-    api_port, db_port = free_port(), free_port()
+@contextlib.contextmanager
+def start_stack(backend: str) -> Iterator[Tuple[LocalStack, float]]:
+    """The stack, once its stream mapping reads and `process` is warm (no measured request pays
+    the stack's start-up or a function's cold start), and the seconds that took; stopped on exit."""
     began = time.monotonic()
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "devserver", "--backend", backend, "--db-port", str(db_port),
-         "--api-port", str(api_port), "--sqs-port", str(free_port()), "--state-dir", str(state)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert stack.stdout is not None
-    for line in stack.stdout:
-        if line.startswith("Ctrl-C stops everything"):
-            break
-    return stack, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{db_port}", time.monotonic() - began
+    with LocalStack(StackOptions(backend=backend)) as stack:
+        warm_up(stack)
+        yield stack, time.monotonic() - began
 
 
-def stop_stack(stack: "subprocess.Popen[str]") -> None:
-    stack.terminate()
-    try:
-        stack.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        stack.kill()
-        stack.wait()
+def database_endpoint(stack: LocalStack) -> str:
+    assert stack.database is not None
+    return stack.database.dynamodb_endpoint
 
 
 def put(url: str) -> Tuple[str, float]:
@@ -94,8 +87,9 @@ def send(url: str, rate: float, count: int, jitter: bool = False) -> Tuple[List[
 
 
 def delivered(url: str) -> int:
-    """Records the runner has handed to the handler so far (GET /_local/status: a file read, no
-    database call, so waiting does not load the database the way polling the items would)."""
+    """Records the stream mapping has handed to the function so far (GET /_local/status: counters of
+    the app host plus the failure queue's depth, two SQS calls, so waiting loads the database far
+    less than polling the items would)."""
     with urllib.request.urlopen(f"{url}/_local/status", timeout=10) as response:
         return int(json.loads(response.read())["runner"].get("counters", {}).get("records_delivered", 0))
 
@@ -157,12 +151,8 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--backend", default="moto", choices=["moto", "dynamodb-local"])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as state:
-        stack, url, endpoint, startup = start_stack(args.backend, Path(state))
-        try:
-            result = measure(url, endpoint, args.rate, args.count)
-        finally:
-            stop_stack(stack)
+    with start_stack(args.backend) as (stack, startup):
+        result = measure(stack.api_url, database_endpoint(stack), args.rate, args.count)
     result.pop("latencies_ms")
     print(json.dumps({"backend": args.backend, "rate": args.rate, "count": args.count,
                       "startup_s": round(startup, 2), **{k: round(v, 1) for k, v in result.items()}}))

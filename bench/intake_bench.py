@@ -4,17 +4,28 @@ throughput of the same moto server, both driven by wrk with the same connections
 The raw baseline sends exactly the PutItem the gateway would send (its rendered request
 template, captured in-process), with a unique id per request, so the ratio is the price of the
 gateway (HTTP server, validation, VTL, its own HTTP call to moto) and nothing else.
+
+The gateway is `chalice local`'s, on a stack started by devserver's launcher, so the stream mapping
+runs behind it and would process every item both runs write (at moto's expense, far slower than
+wrk writes them): its `process` instance is frozen (SIGSTOP) for the measurement, which holds the
+shard at the batch it was given. What still runs beside the two servers: the database host's TTL
+sweeper (one Scan a second) and the app host's idle event sources.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 from bench.common import ORDER, REGION, TABLE, fake_aws_env, median, process_cpu_seconds
+from bench.local_stack import pids_of, warm_up
+from devserver.launcher import LocalStack, StackOptions
 
 LUA = Path(__file__).resolve().parent / "wrk" / "put.lua"
 # moto does not verify signatures, but reads the region and access key from the credential scope.
@@ -60,50 +71,54 @@ def wrk(url: str, body_file: Path, method: str, content_type: str, headers: List
     return result
 
 
+@contextlib.contextmanager
+def stream_frozen(stack: LocalStack) -> Iterator[None]:
+    """The stream mapping stopped at its next batch: the warm `process` instance is frozen once its
+    cold start is done (frozen during it, it would time out of its init and be replaced); the
+    mapping then waits on it for up to the function's timeout (120 s)."""
+    warm_up(stack)
+    frozen = [int(pid) for pid in stack.status()["functions"]["process"]["pids"]]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
 def run(seconds: float = 5.0, connections: int = 8, threads: int = 2, rounds: int = 2,
         warmup: bool = True) -> Dict[str, Any]:
     """Raw and gateway runs alternate (`rounds` each, after a 1 s warm-up of each), so drift
     in the machine's load or the table's size hits both alike."""
-    import yaml
-
-    from devserver.db import TEMPLATE, client, ensure_table, free_port, start_moto, stop
-    from devserver.stack import drain, read_values, start, stop as stop_parts
-
     fake_aws_env()
-    with tempfile.TemporaryDirectory() as state:
-        moto = start_moto(port=free_port(), log_path=Path(state) / "moto.log")
-        api = None
-        try:
-            ensure_table(client("dynamodb", moto.endpoint_url, REGION), yaml.safe_load(TEMPLATE.read_text()), TABLE)
-            api = start("api", ["api", "--dynamodb-endpoint", moto.endpoint_url, "--region", REGION,
-                                "--table-name", TABLE, "--port", str(free_port()),
-                                "--status-file", str(Path(state) / "status.json")], Path(state))
-            api_url = read_values(api, "API_URL")["API_URL"]
-            drain(api)
-            raw_body, put_body = Path(state) / "raw.json", Path(state) / "put.json"
-            raw_body.write_text(gateway_put_item())
-            put_body.write_text(json.dumps(ORDER))
-            runs = {
-                "raw": lambda s: wrk(moto.endpoint_url, raw_body, "POST", "application/x-amz-json-1.0",
-                                     RAW_HEADERS, seconds=s, connections=connections, threads=threads),
-                "gateway": lambda s: wrk(f"{api_url}/requests", put_body, "PUT", "application/json", [],
-                                         seconds=s, connections=connections, threads=threads),
-            }
-            for warm in runs.values() if warmup else ():
-                warm(1)
-            results: Dict[str, List[Dict[str, Any]]] = {"raw": [], "gateway": []}
-            cpu: Dict[str, float] = {"raw_moto": 0.0, "gateway_moto": 0.0, "gateway_api": 0.0}
-            for _ in range(rounds):
-                for name, go in runs.items():
-                    before = process_cpu_seconds(moto.pid), process_cpu_seconds(api.process.pid)
-                    results[name].append(go(seconds))
-                    cpu[f"{name}_moto"] += process_cpu_seconds(moto.pid) - before[0]
-                    if name == "gateway":
-                        cpu["gateway_api"] += process_cpu_seconds(api.process.pid) - before[1]
-        finally:
-            if api is not None:
-                stop_parts([api])
-            stop(moto)
+    with LocalStack(StackOptions(backend="moto")) as stack, stream_frozen(stack), \
+            tempfile.TemporaryDirectory() as state:
+        assert stack.database is not None
+        moto_url = stack.database.dynamodb_endpoint
+        moto_pid, api_pid = pids_of(stack, "moto")[0], pids_of(stack, "app host")[0]
+        raw_body, put_body = Path(state) / "raw.json", Path(state) / "put.json"
+        raw_body.write_text(gateway_put_item())
+        put_body.write_text(json.dumps(ORDER))
+        runs = {
+            "raw": lambda s: wrk(moto_url, raw_body, "POST", "application/x-amz-json-1.0",
+                                 RAW_HEADERS, seconds=s, connections=connections, threads=threads),
+            "gateway": lambda s: wrk(f"{stack.api_url}/requests", put_body, "PUT", "application/json", [],
+                                     seconds=s, connections=connections, threads=threads),
+        }
+        for warm in runs.values() if warmup else ():
+            warm(1)
+        results: Dict[str, List[Dict[str, Any]]] = {"raw": [], "gateway": []}
+        cpu: Dict[str, float] = {"raw_moto": 0.0, "gateway_moto": 0.0, "gateway_api": 0.0}
+        for _ in range(rounds):
+            for name, go in runs.items():
+                before = process_cpu_seconds(moto_pid), process_cpu_seconds(api_pid)
+                results[name].append(go(seconds))
+                cpu[f"{name}_moto"] += process_cpu_seconds(moto_pid) - before[0]
+                if name == "gateway":
+                    # The app host's whole process: the gateway, plus its idle event sources.
+                    cpu["gateway_api"] += process_cpu_seconds(api_pid) - before[1]
     summary: Dict[str, Any] = {"connections": connections, "threads": threads, "seconds": seconds, "rounds": rounds}
     for name, runs_of in results.items():
         total = sum(r["requests"] for r in runs_of)

@@ -106,7 +106,8 @@ def e2e_rows(e: Dict[str, Any], costs: Optional[Dict[str, Any]]) -> List[Row]:
             why = "queueing in moto (%.0f%% busy, %.1f ms CPU per request): even the PUT waits (p50 %.0f ms)" % (
                 moto * 100, moto_ms, s["put_p50_ms"])
         else:
-            why = "the runner's 50 ms idle poll, then one batch's status read and write-backs"
+            why = "the stream mapping's 50 ms idle poll, then one invocation: the batch's status read and " \
+                  "write-backs in a function instance"
         lost = s["count"] - s["finished"]
         if lost:
             why += "; %d request(s) never finished (moto's stream lost the INSERT)" % lost

@@ -1,5 +1,7 @@
 """`make bench` code runs end to end on tiny sizes. These are not benchmarks: nothing here
-judges a number, only that every section produces its rows, latest.json and the plot."""
+judges a number, only that every section produces its rows, latest.json and the plot. The intake
+and e2e sections start local stacks (devserver's launcher). test_bench_helpers.py tests the pieces
+that need no process."""
 from __future__ import annotations
 
 import json
@@ -10,22 +12,8 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main
-from bench.common import percentile
-from bench.ddbhooks import request_key
 
-
-def test_request_keys_ignore_timestamps_and_name_the_ids() -> None:
-    update = b'{"TableName": "t", "Key": {"id": {"S": "a"}}, "ExpressionAttributeValues": {":now": {"N": "1"}}}'
-    later = update.replace(b'"1"', b'"2"')
-    assert request_key("DynamoDB_20120810.UpdateItem", update) == request_key("DynamoDB_20120810.UpdateItem", later)
-    batch = b'{"RequestItems": {"t": {"Keys": [{"id": {"S": "b"}}, {"id": {"S": "a"}}]}}}'
-    assert request_key("DynamoDB_20120810.BatchGetItem", batch) == ("BatchGetItem", ("a", "b"))
-
-
-def test_percentile_is_nearest_rank() -> None:
-    assert percentile([5, 1, 3], 0.5) == 3
-    assert percentile(list(range(1, 101)), 0.99) == 99
-    assert percentile([], 0.5) == 0.0
+pytestmark = pytest.mark.stack
 
 
 def test_every_section_runs_on_a_tiny_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
