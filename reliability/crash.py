@@ -18,7 +18,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from bench.common import descendants
 from devserver.launcher import LocalStack
@@ -27,14 +27,12 @@ from devserver.processes import process_alive
 MARKER = b"#kill"
 FUNCTION = "process"
 INSTANCES_LEAVE_S = 5.0  # the instances watch their parent every 0.5 s
-BUSY_WITHIN_S = 1.0  # how long to look for an instance mid-invocation before killing an idle one
 
 
 @dataclass
 class Crash:
     what: str  # "instance" or "app host"
     at: float  # time.time() of the kill (the clock the clients' attempts are stamped with)
-    busy: bool = False  # an instance killed while the status listed it busy
     restart_s: float = 0.0  # the app host's: until its stream mapping was reading again
     down_s: float = 0.0  # the app host's: from the kill until it served again
     problem: Optional[str] = None  # the crash did not happen as planned (reported as a harness error)
@@ -48,8 +46,19 @@ def append_marker(runs_file: Path, label: str) -> None:
         os.close(fd)
 
 
-def crash_instance(stack: LocalStack, runs_file: Path, label: str) -> Crash:
-    pid, busy = _pick_instance(stack)
+def instance_to_kill(stack: LocalStack) -> Optional[int]:
+    """The instance of FUNCTION that is busy, else an idle one (the stream mapping invokes one at a
+    time per shard, so it is mostly the same one): its pid, or None when there is none."""
+    pool = stack.status()["functions"][FUNCTION]
+    pids = pool["busyPids"] or pool["pids"]
+    return int(pids[0]) if pids else None
+
+
+def crash_instance(stack: LocalStack, runs_file: Path, label: str, pid: Optional[int]) -> Crash:
+    """Kill `pid` (from instance_to_kill, read ahead so that the kill lands at its seeded moment),
+    or the instance to kill now if that one is gone already."""
+    if pid is None or not process_alive(pid):
+        pid = instance_to_kill(stack)
     if pid is None:
         return Crash("instance", time.time(), problem=f"kill {label}: no instance of {FUNCTION} to kill")
     _freeze(pid)
@@ -57,7 +66,7 @@ def crash_instance(stack: LocalStack, runs_file: Path, label: str) -> Crash:
     _signal(pid, signal.SIGKILL)
     at = time.time()
     problem = None if _gone(pid, INSTANCES_LEAVE_S) else f"kill {label}: instance {pid} survived SIGKILL"
-    return Crash("instance", at, busy=busy, problem=problem)
+    return Crash("instance", at, problem=problem)
 
 
 def crash_app_host(stack: LocalStack, runs_file: Path, label: str) -> Crash:
@@ -77,20 +86,6 @@ def crash_app_host(stack: LocalStack, runs_file: Path, label: str) -> Crash:
     problem = (f"kill {label}: {len(lingering)} function instance(s) outlived the app host by "
                f"{INSTANCES_LEAVE_S:g} s") if lingering else None
     return Crash("app host", at, restart_s=time.time() - began, down_s=time.time() - at, problem=problem)
-
-
-def _pick_instance(stack: LocalStack) -> Tuple[Optional[int], bool]:
-    """An instance of FUNCTION mid-invocation if one shows up within BUSY_WITHIN_S, else an idle one."""
-    deadline = time.monotonic() + BUSY_WITHIN_S
-    pids: List[int] = []
-    while True:
-        pool = stack.status()["functions"][FUNCTION]
-        if pool["busyPids"]:
-            return int(pool["busyPids"][0]), True
-        pids = pool["pids"]
-        if time.monotonic() > deadline:
-            return (int(pids[0]) if pids else None), False
-        time.sleep(0.01)
 
 
 def _freeze(pid: int, timeout: float = 5.0) -> None:

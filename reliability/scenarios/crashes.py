@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 
 from devserver.launcher import LocalStack
 from reliability.common import settle_and_check
-from reliability.crash import MARKER, Crash, crash_app_host, crash_instance
+from reliability.crash import MARKER, Crash, crash_app_host, crash_instance, instance_to_kill
 from reliability.load import NO_ANSWER, RETRYABLE, Attempt, Retry, Sender, Sent, plan
 from reliability.report import Result
 from reliability.stack import app_status, dead_parts, runs_file, scenario_stack
@@ -94,12 +94,14 @@ class Killer:
                     offset, now = self._runs_so_far(offset, count)
                     if now != count:
                         count, moved = now, time.monotonic()
-                time.sleep(self.delays[k])
                 if k in self.app_at:
+                    time.sleep(self.delays[k])
                     self.counted = self.count()  # read before the kill: what it counts after is lost
                     crash = crash_app_host(self._stack, self._runs, f"{k + 1} app host")
                 else:
-                    crash = crash_instance(self._stack, self._runs, f"{k + 1}")
+                    pid = instance_to_kill(self._stack)  # asked first: the kill then lands on time
+                    time.sleep(self.delays[k])
+                    crash = crash_instance(self._stack, self._runs, f"{k + 1}", pid)
                 self.crashes.append(crash)
                 if crash.problem:
                     self.error = crash.problem
@@ -157,14 +159,15 @@ def run(backend: str, size: int, seed: int, state: Path, kills: int = KILLS, app
     no_answer = findings.answers.get(NO_ANSWER, 0)
     return Result(
         NAME, backend, size, load=f"{size:,} PUTs from {CLIENTS} clients, failed connections retried (same key)",
-        faults=f"{len(instances)} SIGKILLs of `process` function instances ({sum(c.busy for c in instances)} "
-               f"mid-invocation) and {len(hosts)} of the app host, restarted at once (seed {seed})",
+        faults=f"{len(instances)} SIGKILLs of `process` function instances and {len(hosts)} of the app host, "
+               f"restarted at once (seed {seed})",
         findings=findings, runtime_s=time.monotonic() - began, state=state, duplicates_allowed=True,
         unexplained_duplicates=unexplained, errors=errors,
         facts={"kills": f"after runs {killer.thresholds} (+0-250 ms), the app host at kills "
                         f"{sorted(k + 1 for k in killer.app_at)}; restarts took up to {restart:.1f} s",
-               "seen": f"the pools counted {counted['crashes']} Runtime.ExitError, the stream mappings "
-                       f"{counted['function_errors']} function errors; clients {no_answer} failed connections",
+               "seen": f"the pools counted {counted['crashes']} Runtime.ExitError (instances killed mid-invocation "
+                       f"or mid-init), the stream mappings {counted['function_errors']} function errors; "
+                       f"clients {no_answer} failed connections",
                "dupes": f"{findings.extra_runs} extra runs, all separated by a kill" if not unexplained
                else f"{len(unexplained)} duplicated requests without a kill between their runs"},
         table_notes=[f"{no_answer} failed connections while the app host was down, retried"]
