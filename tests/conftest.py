@@ -86,3 +86,4 @@ def pytest_configure(config: pytest.Config) -> None:
     # `-m unit` selects the fast tests: no processes, no sockets beyond in-process fakes.
     config.addinivalue_line("markers", "unit: a fast unit test (no processes started)")
     config.addinivalue_line("markers", "conformance: checks the local stack against behaviour recorded on AWS")
+    config.addinivalue_line("markers", "stack: starts processes (servers, CLIs); seconds, not milliseconds")
