@@ -8,18 +8,20 @@ Two extensions, both where moto refuses what AWS accepts (`install_extensions`):
 
 1. Lambda takes a layer version of another account as it is: AWS's public layers (Powertools,
    which infra/template.yaml adds) live in AWS's accounts; moto knows only layers published in
-   its own. A layer of this account must still exist.
-2. API Gateway imports a Swagger 2.0 definition the way AWS does. moto 5.2.5 takes
-only OpenAPI 3 (`put_rest_api` answers "Only OpenAPI 3.x.x are currently supported"), and its
-`import_rest_api` needs `info.description`, which Chalice never sets (docs: LOCAL-1). AWS takes
-both (docs: APIGW-1). `import_swagger` builds, for each path and method of the document, the
-method (authorization from `security`, request parameters and models, the validator), its
-method responses, its integration (type, uri, httpMethod, credentials, requestTemplates,
-passthroughBehavior, contentHandling, timeout) and integration responses (selection pattern,
-templates, parameters), plus the API's models, validators, gateway responses and binary media
-types. In `overwrite` mode (what `chalice deploy` sends) everything the document does not
-declare is dropped first, as AWS does; `merge` adds to what is there. OpenAPI 3 documents still
-go to moto's own import. tests/test_aws_endpoint.py pins the moto version this was written against.
+   its own (docs: LOCAL-7). A layer of this account must still exist.
+2. API Gateway imports a Swagger 2.0 definition the way AWS does (docs: APIGW-23). moto 5.2.5
+   takes only OpenAPI 3, and its `import_rest_api` needs `info.description`, which Chalice never
+   sets (docs: LOCAL-6). `import_swagger` builds, for each path and method of the document, the
+   method (authorization from `security`, request parameters and models, the validator), its
+   method responses, its integration (type, uri, httpMethod, credentials, requestTemplates,
+   passthroughBehavior, contentHandling, timeout) and integration responses (selection pattern,
+   templates, parameters), plus the API's models, validators, gateway responses and binary media
+   types. In `overwrite` mode (what `chalice deploy` sends) everything the document does not
+   declare is dropped first; `merge` adds to what is there. OpenAPI 3 still goes to moto's import.
+
+tests/test_aws_endpoint.py pins the moto version and the source of what is replaced or called.
+Do not write to a deployed table here: moto would invoke the mapped function, through Docker,
+inside the write (docs: LOCAL-7).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "x-amazon-apigateway-any-method")
 _PARAMETER_PLACES = {"header": "header", "query": "querystring", "path": "path"}
-# API Gateway's default integration timeout (docs: APIGW-1).
+# API Gateway's default integration timeout: its maximum (docs: APIGW-20).
 _DEFAULT_TIMEOUT_MS = 29_000
 
 
@@ -67,6 +69,8 @@ def import_swagger(backend: "APIGatewayBackend", api_id: str, doc: Mapping[str, 
         for method, operation in operations.items():
             if method.lower() in _METHODS:
                 _put_operation(backend, api_id, resource_id, method, operation, doc, validators)
+    log.info("Swagger 2.0 definition imported into REST API %s (mode %s): %d path(s)", api_id, mode,
+             len(doc.get("paths", {})))
 
 
 def _resource_for(backend: "APIGatewayBackend", api_id: str, path: str) -> str:
@@ -124,7 +128,7 @@ def _put_integration(backend: "APIGatewayBackend", api_id: str, resource_id: str
         integration.get("httpMethod", ""), credentials=integration.get("credentials"),
         request_templates=dict(integration.get("requestTemplates", {})) or None,
         passthrough_behavior=integration.get("passthroughBehavior", "when_no_match").upper(),
-        cache_namespace=integration.get("cacheNamespace", resource_id),
+        cache_namespace=integration.get("cacheNamespace"),
         timeout_in_millis=integration.get("timeoutInMillis", _DEFAULT_TIMEOUT_MS),
         request_parameters=integration.get("requestParameters"),
         content_handling=integration.get("contentHandling"),
@@ -223,10 +227,10 @@ def serve_aws(argv: Optional[List[str]] = None) -> int:
         return 1
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
-    print(f"AWS_ENDPOINT_URL={server.url}", flush=True)
-    print("moto: nothing is created in it; any access key, e.g. AWS_ACCESS_KEY_ID=testing. Ctrl-C stops it.",
-          flush=True)
-    try:
+    try:  # from the first line out, a Ctrl-C stops the server as it should
+        print(f"AWS_ENDPOINT_URL={server.url}", flush=True)
+        print("moto: nothing is created in it; any access key, e.g. AWS_ACCESS_KEY_ID=testing. Ctrl-C stops it.",
+              flush=True)
         while not stopped.wait(0.2):
             pass
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """The deploy path's base stack: what `chalice deploy` does not create, made from infra/template.yaml.
 
 `chalice deploy` creates Lambda functions, their roles, the REST API, event source mappings and
-schedules, and nothing else (docs: CHALICE-1). The table, the failure queue, the PUT route's role,
+schedules, and nothing else (docs: CHALICE-9). The table, the failure queue, the PUT route's role,
 the alarm topic, the alarms and the functions' log groups come from one CloudFormation stack per
 stage, `<app_name>-<stage>-base`. Its template is not a second copy of theirs: it is computed from
 infra/template.yaml, the file `make package` merges, by these rules:
@@ -13,9 +13,10 @@ infra/template.yaml, the file `make package` merges, by these rules:
   exists before `chalice deploy`.
 
 So the log groups keep CloudFormation's generated names, as in the package path: a retained group
-(DeletionPolicy Retain) cannot block the stack's re-creation, nor can a `/aws/lambda/<name>` group
-Lambda made earlier. The functions write to them through their LoggingConfig (infra/chalice_deploy.py
-sends it); `chalice logs`, which reads `/aws/lambda/<name>`, finds nothing there.
+(DeletionPolicy Retain, docs: CFN-1) cannot block the stack's re-creation, nor can a
+`/aws/lambda/<name>` group Lambda made earlier (docs: CFN-2). The functions write to them through
+their LoggingConfig (infra/chalice_deploy.py sends it); `chalice logs`, which reads
+`/aws/lambda/<name>`, finds nothing there.
 
 Outputs: what the patches read, `Ref` under the logical id and attributes under id + attribute
 (RequestsTable: the table's name, RequestsTableArn, RequestsTableStreamArn,
@@ -158,7 +159,7 @@ def _described(cloudformation: Any, name: str) -> Optional[Dict[str, Any]]:
 
 def _deployed_template(cloudformation: Any, name: str) -> Any:
     body = cloudformation.get_template(StackName=name)["TemplateBody"]
-    if isinstance(body, str):  # botocore decodes JSON bodies itself; moto's may come back as text
+    if isinstance(body, str):  # botocore decodes JSON bodies itself (docs: CFN-3); moto's may come back as text
         try:
             return json.loads(body)
         except ValueError:
@@ -182,7 +183,7 @@ def deploy(cloudformation: Any, stack: BaseStack, delay: int = 5) -> str:
     try:
         cloudformation.update_stack(StackName=stack.name, TemplateBody=stack.body(), Capabilities=CAPABILITIES)
     except cloudformation.exceptions.ClientError as exc:
-        if "No updates are to be performed" in str(exc):
+        if "No updates are to be performed" in str(exc):  # docs: CFN-3
             return "unchanged"
         raise
     _wait(cloudformation, "stack_update_complete", stack.name, waiter_config)

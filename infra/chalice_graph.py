@@ -4,7 +4,7 @@ Both deploy paths start from the same graph (chalice.deploy.appgraph): `chalice 
 each model with a CloudFormation logical id, which is what infra/template.yaml patches (`Process`,
 `ProcessRole`, `ProcessDynamodbEventSource`, `APIHandler`, `RestAPI`), and `chalice deploy` gives
 it a physical name (`storefirst-dev-process`, role `storefirst-dev-process`, and `storefirst-dev`
-for the API handler). The deploy path reads the template through these ids (docs: CHALICE-4).
+for the API handler). The deploy path reads the template through these ids (docs: CHALICE-10).
 """
 from __future__ import annotations
 

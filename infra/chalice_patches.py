@@ -1,7 +1,7 @@
 """infra/template.yaml's patches to Chalice's resources, applied to the models `chalice deploy` builds.
 
 `chalice package --merge-template` deep-merges each patch into Chalice's resource of the same
-logical id (docs: CHALICE-5). `chalice deploy` takes no template, so here each patch is resolved
+logical id (docs: CHALICE-3, CHALICE-10). `chalice deploy` takes no template, so here each patch is resolved
 against the base stack (its Ref / Fn::GetAtt / Fn::Sub read the stack's outputs) and applied to
 the model its logical id names (infra/chalice_graph.py), property by property:
 
@@ -91,7 +91,8 @@ def apply_patches(application: models.Application, resources: Mapping[str, Any],
             _only(properties, ("Policies",), name)
             statements = [s for policy in properties.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
             # A plain IAMPolicy: Chalice's build stage reads FileBasedIAMPolicy files and adds
-            # wildcard trigger statements to AutoGenIAMPolicy documents, and leaves this one as it is.
+            # wildcard trigger statements to AutoGenIAMPolicy documents, and leaves this one as it is
+            # (docs: CHALICE-15).
             model.policy = models.IAMPolicy(document={"Version": "2012-10-17", "Statement": statements})
         elif isinstance(model, models.RestAPI):
             _only(properties, ("DefinitionBody", "TracingEnabled"), name)
@@ -133,7 +134,7 @@ def _patch_event_source(source: models.FunctionEventSubscriber, properties: Dict
         source.queue = models.QueueARN(arn=arn)
     parameters = {_SAM_TO_API.get(key, key): value for key, value in properties.items()}
     for destination in parameters.get("DestinationConfig", {}).values():
-        destination.pop("Type", None)  # SAM's hint for the policy it would add; not an API field
+        destination.pop("Type", None)  # SAM's hint for the policy it would add; not an API field (docs: CHALICE-7)
     unknown = sorted(set(parameters) - _api_parameters("CreateEventSourceMapping"))
     if unknown:
         raise PatchError(f"infra/template.yaml: {where} sets {unknown}, which CreateEventSourceMapping does not "
