@@ -111,15 +111,15 @@ class Additions:
         """Apply the stage's patches to `application`; refuse a mapping on another stream."""
         project = Path(config.project_dir)
         template = yaml.safe_load((project / "infra" / "template.yaml").read_text())
-        session = Session(profile=config.profile)  # made as Chalice makes its own: same credentials, region
-        stack = base_template(template, function_names(application), stack_name(config.app_name, stage))
-        refs = deployed_refs(session.create_client("cloudformation"), stack, stage)
         mode = stage_auth_mode(stage, project)
         merged = merge_template(template, mode, yaml.safe_load((project / "infra" / "auth.yaml").read_text()))
         beyond = sorted(set(_typed(merged)) - set(_typed(template)))
         if beyond:
             raise PatchError(f"AUTH_MODE {mode} adds {beyond}, which need the REST API before they can exist: "
                              f"chalice deploy cannot make them; deploy stage {stage} with `make deploy`")
+        session = Session(profile=config.profile)  # made as Chalice makes its own: same credentials, region
+        stack = base_template(template, function_names(application), stack_name(config.app_name, stage))
+        refs = deployed_refs(session.create_client("cloudformation"), stack, stage)
         self.wire = apply_patches(application, merged["Resources"], refs)
         deployed = config.deployed_resources(stage)
         self.replaced = replaced_stream_mappings(application, deployed, stack.name, stage)

@@ -8,12 +8,14 @@ import importlib
 import inspect
 import json
 import re
+import shutil
 from typing import Any, Dict, List, Tuple
 
 import botocore.session
 import chalice
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from chalice.cli.factory import CLIFactory
 from chalice.config import DeployedResources
 
 from infra.chalice_deploy import (
@@ -25,7 +27,7 @@ from infra.chalice_deploy import (
     replaced_stream_mappings,
 )
 from infra.chalice_graph import logical_ids, stage_application
-from infra.chalice_patches import MappingSettings, WireSettings
+from infra.chalice_patches import MappingSettings, PatchError, WireSettings
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -204,3 +206,18 @@ def test_a_mapping_on_another_stream_is_refused_with_the_command_that_moves_it(m
     current = DeployedResources({"resources": [dict(deployed.resource_values("process-dynamodb-event-source"),
                                                     stream_arn=STREAM)]})
     assert replaced_stream_mappings(application, current, "storefirst-dev-base", "dev") == set()
+
+
+def test_a_stage_whose_auth_needs_the_api_itself_is_sent_to_make_deploy(tmp_path):
+    (tmp_path / "infra").mkdir()
+    for name in ("infra/template.yaml", "infra/auth.yaml", ".chalice/config.json"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    config_json = json.loads((tmp_path / ".chalice" / "config.json").read_text())
+    config_json["stages"]["keyed"] = {"environment_variables": {"AUTH_MODE": "api_key"}}
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config_json))
+    config = CLIFactory(str(tmp_path)).create_config_obj(chalice_stage_name="keyed")
+
+    with pytest.raises(PatchError, match=r"AUTH_MODE api_key adds \['ApiKey', 'ApiUsagePlan', 'ApiUsagePlanKey'\], "
+                                         r"which need the REST API .* deploy stage keyed with `make deploy`"):
+        Additions().prepare(stage_application(ROOT, "dev"), config, "keyed")
