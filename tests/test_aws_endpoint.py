@@ -97,6 +97,14 @@ def api() -> Iterator[Tuple[APIGatewayBackend, str, Any]]:
         yield backend, rest_api.id, boto3.client("apigateway", region_name="eu-central-1")
 
 
+@pytest.fixture
+def imported(api: Tuple[APIGatewayBackend, str, Any]) -> Tuple[Any, str]:
+    """DOCUMENT imported as `chalice deploy` sends it: the client and the API's id."""
+    backend, api_id, client = api
+    import_swagger(backend, api_id, DOCUMENT, "overwrite")
+    return client, api_id
+
+
 def method(client: Any, api_id: str, path: str, http_method: str) -> Dict[str, Any]:
     [resource] = [r for r in client.get_resources(restApiId=api_id)["items"] if r["path"] == path]
     return client.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod=http_method)
@@ -117,10 +125,8 @@ def test_what_the_endpoint_replaces_or_calls_is_unchanged(function):
         f"then update its digest here")
 
 
-def test_a_swagger_import_builds_the_service_integration_as_api_gateway_does(api):
-    backend, api_id, client = api
-
-    import_swagger(backend, api_id, DOCUMENT, "overwrite")
+def test_a_swagger_import_builds_the_service_integration_as_api_gateway_does(imported):
+    client, api_id = imported
 
     put = method(client, api_id, "/requests", "PUT")
     assert (put["authorizationType"], put["apiKeyRequired"]) == ("AWS_IAM", False)
@@ -147,10 +153,8 @@ def test_a_swagger_import_builds_the_service_integration_as_api_gateway_does(api
     assert client.get_rest_api(restApiId=api_id)["binaryMediaTypes"] == ["application/octet-stream"]
 
 
-def test_chalices_proxy_and_mock_routes_import_too(api):
-    backend, api_id, client = api
-
-    import_swagger(backend, api_id, DOCUMENT, "overwrite")
+def test_chalices_proxy_and_mock_routes_import_too(imported):
+    client, api_id = imported
 
     get = method(client, api_id, "/requests/{request_id}", "GET")
     assert (get["authorizationType"], get["apiKeyRequired"]) == ("NONE", True)
