@@ -32,7 +32,6 @@ Every client honours AWS_ENDPOINT_URL (`python -m devserver aws` is such an endp
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import re
 import sys
@@ -43,7 +42,6 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "infra" / "template.yaml"
 CAPABILITIES = ["CAPABILITY_IAM"]  # the PUT route's role; CloudFormation names it
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 # Whose Ref an operator needs besides what the patches read: the table (its name), the queue (its URL:
@@ -102,9 +100,9 @@ def references(value: Any) -> Iterator[Tuple[str, Optional[str]]]:
 def base_template(template: Mapping[str, Any], functions: Mapping[str, str], stack: str) -> BaseStack:
     """The base stack of infra/template.yaml `template`; `functions`: logical id -> deployed name."""
     resources = template["Resources"]
-    ours = {name: copy.deepcopy(r) for name, r in resources.items() if "Type" in r}
+    # Rebuilt, not shared: the template stays as it was.
+    ours = {name: _function_names_for_refs(r, functions) for name, r in resources.items() if "Type" in r}
     patches = {name: r for name, r in resources.items() if "Type" not in r}
-    ours = {name: _function_names_for_refs(r, functions) for name, r in ours.items()}
     for name, resource in ours.items():
         foreign = {t for t, _ in references(resource) if t not in ours and "::" not in t}
         if foreign:

@@ -24,7 +24,6 @@ names nothing in the app, raises PatchError: the two paths would quietly differ.
 """
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, List, Mapping, Tuple
@@ -144,7 +143,7 @@ def _patch_event_source(source: models.FunctionEventSubscriber, properties: Dict
 
 def _resolved(value: Any, refs: Mapping[str, str], where: str) -> Any:
     try:
-        return resolve(copy.deepcopy(value), refs)
+        return resolve(value, refs)  # a new structure: what is applied never aliases the template
     except InfraError as exc:
         raise PatchError(f"infra/template.yaml: {where}: {exc} (the base stack outputs only what the patches "
                          f"read: `make infra`)") from exc
