@@ -30,7 +30,7 @@ from chalice.deploy.swagger import CFNSwaggerGenerator  # noqa: E402
 from chalice.package import TemplateDeepMerger  # noqa: E402
 
 from chalicelib.model import ID_PATTERN as _ID  # noqa: E402
-from merge_stage import AUTH, TEMPLATE, merge_template, stage_auth_mode  # noqa: E402
+from infra.merge_stage import AUTH, TEMPLATE, merge_template, stage_auth_mode  # noqa: E402
 
 ID_PATTERN = f"^{_ID}$"  # the PUT template's $idValid checks the same
 _ERROR = {"$ref": "#/definitions/Error"}

@@ -12,12 +12,10 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 
+from infra.merge_stage import write_stage_template
+from infra.precompile import add_bytecode, runtime_of
+from infra.translate import translate
 from tests.conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "infra"))
-from merge_stage import write_stage_template  # noqa: E402
-from precompile import add_bytecode, runtime_of  # noqa: E402
-from translate import translate  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

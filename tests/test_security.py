@@ -20,13 +20,10 @@ import yaml
 import tests.test_package as package_tests
 from chalicelib import config, requests_api
 from chalicelib.errors import ConfigurationError
+from infra.checkov_input import with_stage_skips
+from infra.merge_stage import integration_operations, merge_template, stage_auth_mode
 from tests.conftest import ROOT, TEMPLATE
 from tests.test_package import as_list, package_stage, resources, statements
-
-# isort: split
-# infra/ is on sys.path once tests.test_package is imported.
-from checkov_input import with_stage_skips  # noqa: E402
-from merge_stage import integration_operations, merge_template, stage_auth_mode  # noqa: E402
 
 AUTH = yaml.safe_load((ROOT / "infra" / "auth.yaml").read_text())
 SECURITY: Dict[str, Any] = {"none": None, "iam": [{"sigv4": []}], "api_key": [{"api_key": []}]}
