@@ -269,7 +269,7 @@ CASES: List[Case] = [
     Case("application/octet-stream (a Chalice binary type)", 415, MEDIA, content_type=b"application/octet-stream"),
     Case("multipart", 415, MEDIA, content_type=b"multipart/form-data; boundary=x"),
     Case("charset=UTF-8 (upper case)", 415, MEDIA, content_type=b"application/json; charset=UTF-8",
-         note="exact template-key lookup (docs: APIGW-13, LOCAL-3; AWS unverified): only the two utf-8 "
+         note="exact template-key lookup, AWS unverified (docs: APIGW-13, LOCAL-3): only the two utf-8 "
               "spellings have templates"),
     Case("charset=latin-1", 415, MEDIA, content_type=b"application/json; charset=latin-1"),
     Case("APPLICATION/JSON", 415, MEDIA, content_type=b"APPLICATION/JSON",
