@@ -279,7 +279,7 @@ def test_failure_record_send_error_keeps_the_batch_until_sent() -> None:
             self.failures = 1
             self.messages: List[Dict[str, Any]] = []
 
-        def send(self, message: Dict[str, Any]) -> None:
+        def send(self, message: Dict[str, Any], records: Any) -> None:
             if self.failures:
                 self.failures -= 1
                 raise ConnectionError("queue down")
