@@ -32,12 +32,12 @@ def store() -> RequestStore:
     return _built["store"]
 
 
-def streams() -> Any:
-    if "streams" not in _built:
-        from chalicelib.aws import streams_client
+def s3() -> Any:
+    if "s3" not in _built:
+        from chalicelib.aws import s3_client
 
-        _built["streams"] = streams_client(settings())
-    return _built["streams"]
+        _built["s3"] = s3_client()
+    return _built["s3"]
 
 
 def reset() -> None:

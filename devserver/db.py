@@ -117,7 +117,8 @@ def client(service: str, endpoint_url: str | None, region: str, *, fake_credenti
 
 
 def serve_db(argv: list[str] | None = None) -> int:
-    """`python -m devserver db`: start the database(s), create the table and queue, block until Ctrl-C."""
+    """`python -m devserver db`: start the database(s), create the table, the queue and the stream
+    mapping's failure destination, block until Ctrl-C."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     template = yaml.safe_load(Path(args.template).read_text())
