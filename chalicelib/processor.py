@@ -7,7 +7,7 @@ For a batch of stream records it
 3. runs the business logic once per id, for the id's latest record, and writes the outcome
    back (conditional on PENDING) in a bounded thread pool;
 4. answers Lambda with a partial batch response: the sequence numbers to retry from
-   (esm §3: Lambda checkpoints before the lowest one and redelivers everything after it).
+   (Lambda checkpoints before the lowest one and redelivers everything after it, docs: ESM-6).
 """
 from __future__ import annotations
 
@@ -246,7 +246,7 @@ def current() -> StreamProcessor:
 @bp.on_dynamodb_record(
     stream_arn=config.stream_arn(),
     batch_size=100,
-    # LATEST can miss records written while the mapping is created (esm §2).
+    # LATEST can miss records written while the mapping is created (docs: ESM-4).
     starting_position="TRIM_HORIZON",
 )
 def process(event: Any) -> Dict[str, List[Dict[str, str]]]:

@@ -233,7 +233,7 @@ def test_the_put_route_is_a_direct_dynamodb_integration(packaged):
     assert body["x-amazon-apigateway-request-validators"]["body-only"]["validateRequestBody"] is True
     declared = set(put["responses"])
     selected = {r["statusCode"] for r in integration["responses"].values()}
-    assert selected <= declared  # a selected status without a method response is a 500 (spec §2)
+    assert selected <= declared  # a selected status without a method response is a 500 (docs: APIGW-17)
     assert {"202", "400", "409", "413", "415", "429", "500", "503"} <= declared
     # The Chalice route is still there beside it.
     assert "get" in body["paths"]["/requests/{request_id}"]
