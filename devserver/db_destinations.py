@@ -96,7 +96,8 @@ def _notify(s3: Any, bucket: str, resource: Mapping[str, Any], names: FailureNam
         rules = ((entry.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
         configuration: dict[str, Any] = {"QueueArn": arn, "Events": [entry["Event"]]}
         if rules:
-            configuration["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+            filter_rules = [{"Name": rule["Name"], "Value": rule["Value"]} for rule in rules]
+            configuration["Filter"] = {"Key": {"FilterRules": filter_rules}}
         configurations.append(configuration)
     if configurations:
         s3.put_bucket_notification_configuration(Bucket=bucket,

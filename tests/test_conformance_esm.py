@@ -99,7 +99,8 @@ def test_the_record_lambda_delivers(stream_table):
                  {"dynamodb": {"NewImage": {"presentKey": [{"exists": False}]}}}, 2, id="exists_false_filter"),
     pytest.param({"id": {"S": "id_value_1"}, "numericFilter": {"N": "42"}},
                  {"id": {"S": "id_value_2"}, "numericFilter": {"N": "101"}},
-                 {"dynamodb": {"NewImage": {"numericFilter": {"N": [{"numeric": [">", 100]}, {"anything-but": "101"}]}}}},
+                 {"dynamodb": {"NewImage": {"numericFilter": {
+                     "N": [{"numeric": [">", 100]}, {"anything-but": "101"}]}}}},
                  1, id="numeric_filter"),
     pytest.param({"id": {"S": "id_value_1"}, "prefix": {"S": "us-1-other-suffix"}},
                  {"id": {"S": "id_value_1"}, "prefix": {"S": "other-suffix"}},
@@ -267,8 +268,9 @@ def test_s3_on_failure_destination_object_and_key():
 
     stamp = body["timestamp"]  # e.g. 2026-01-01T00:00:00.250Z
     assert set(body) == RECORDED_RECORD_KEYS | {"payload"}
+    day, clock_time = stamp[:10], stamp[11:19].replace(":", ".")
     assert listed["Key"].startswith(f"aws/lambda/uuid-2/{body['DDBStreamBatchInfo']['shardId']}/"
-                                    f"{stamp[:4]}/{stamp[5:7]}/{stamp[8:10]}/{stamp[:10]}T{stamp[11:19].replace(':', '.')}")
+                                    f"{day.replace('-', '/')}/{day}T{clock_time}")
     [record] = body["payload"]["Records"]
     assert (record["eventName"], record["eventVersion"], record["dynamodb"]["StreamViewType"]) == (
         "INSERT", "1.1", "NEW_IMAGE")

@@ -20,7 +20,12 @@ from moto import mock_aws
 
 from devserver.db_destinations import FailureNames, ensure_failure_destination, stream_on_failure
 from devserver.stream import (
-    EsmSettings, MemoryCheckpointStore, OnFailure, S3FailureDestination, SnsFailureDestination, SqsFailureDestination,
+    EsmSettings,
+    MemoryCheckpointStore,
+    OnFailure,
+    S3FailureDestination,
+    SnsFailureDestination,
+    SqsFailureDestination,
     StreamRunner,
 )
 from devserver.stream.build import failure_destination
@@ -185,7 +190,8 @@ def test_an_s3_destination_is_created_with_its_notification_to_the_queue(aws):
 
     assert described == "S3 b-local"
     url = aws["sqs"].get_queue_url(QueueName="q-local")["QueueUrl"]
-    bodies = [json.loads(m["Body"]) for m in aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    received = aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    bodies = [json.loads(m["Body"]) for m in received]
     # keys in S3 notifications are URL-encoded (moto encodes "/" too): a reader unquotes them
     events: List[str] = [body.get("Event") or unquote_plus(body["Records"][0]["s3"]["object"]["key"])
                          for body in bodies]

@@ -7,7 +7,11 @@
 from .build import build_runner, table_stream_arn
 from .checkpoint import FileCheckpointStore, MemoryCheckpointStore
 from .destinations import (
-    MemoryDestination, S3FailureDestination, SnsFailureDestination, SqsFailureDestination, failure_record,
+    MemoryDestination,
+    S3FailureDestination,
+    SnsFailureDestination,
+    SqsFailureDestination,
+    failure_record,
 )
 from .filters import FilterPattern, PatternError, matches_any
 from .invoke import parse_batch_response

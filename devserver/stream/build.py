@@ -16,7 +16,11 @@ from devserver.db_ttl import tag_ttl_remove
 
 from .checkpoint import FileCheckpointStore
 from .destinations import (
-    FailureDestination, S3FailureDestination, SnsFailureDestination, SqsFailureDestination, mapping_uuid,
+    FailureDestination,
+    S3FailureDestination,
+    SnsFailureDestination,
+    SqsFailureDestination,
+    mapping_uuid,
 )
 from .invoke import Handler
 from .runner import StreamRunner
