@@ -44,6 +44,8 @@ def use_endpoints(args: argparse.Namespace) -> None:
     os.environ["TABLE_NAME"] = args.table_name
     os.environ["DYNAMODB_ENDPOINT_URL"] = args.dynamodb_endpoint
     os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
+    # The failure consumer reads the failure bucket on the moto that serves SQS (docs: ESM-7).
+    os.environ["AWS_ENDPOINT_URL_S3"] = args.sqs_endpoint or args.dynamodb_endpoint
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(name, "testing")
 

@@ -100,7 +100,7 @@ def settings_in_force(template_path: Path) -> str:
             f"{settings.starting_position}, report item failures {settings.report_batch_item_failures}, "
             f"bisect {settings.bisect_on_error}, max retries {settings.max_retry_attempts}, "
             f"max record age {settings.max_record_age_s} s, {len(settings.filters)} filter(s), "
-            f"on failure -> {settings.on_failure_queue}")
+            f"on failure -> {settings.on_failure}")
 
 
 def run_stack(argv: Optional[List[str]] = None) -> int:
