@@ -93,8 +93,8 @@ class FailureConsumer:
                   f"({context.get('condition', 'unknown condition')}); retry with POST /requests/{{id}}/retry")
         now_ms = int(self._now() * 1000)
         requests = [r for r in map(new_request, records) if r is not None]
-        writebacks = [self._store.failed(r.request_id, error_of("RetriesExhausted", reason.replace("{id}", r.request_id)),
-                                         now_ms=now_ms, attempt=False) for r in requests]
+        writebacks = [self._store.failed(r.request_id, self._exhausted(reason, r.request_id), now_ms=now_ms,
+                                         attempt=False) for r in requests]
         unavailable: Optional[StoreUnavailable] = None
         for request, error in zip(requests, self._store.write(writebacks), strict=True):
             log = {"request_id": request.request_id, "sequence_number": request.sequence_number}
@@ -108,6 +108,11 @@ class FailureConsumer:
                 raise error
         if unavailable is not None:
             raise unavailable
+
+
+    @staticmethod
+    def _exhausted(reason: str, request_id: str) -> Dict[str, str]:
+        return error_of("RetriesExhausted", reason.replace("{id}", request_id))
 
 
 bp = Blueprint(__name__)

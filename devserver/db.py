@@ -69,8 +69,8 @@ LOG_DIR = default_state_dir() / "logs"  # kept after a stop, unlike the launcher
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-def client(service: Literal["dynamodb", "dynamodbstreams", "sqs"], endpoint_url: str | None, region: str, *,
-           fake_credentials: bool = True) -> Any:
+def client(service: Literal["dynamodb", "dynamodbstreams", "sqs", "sns", "s3"], endpoint_url: str | None,
+           region: str, *, fake_credentials: bool = True) -> Any:
     """A boto3 client for a local endpoint; fake credentials unless talking to something real."""
     credentials = FAKE_CREDENTIALS if fake_credentials else {}
     # None (the default) lets boto3 find real credentials.

@@ -23,7 +23,7 @@ from devserver.db_schema import create_table_request
 from devserver.stream import EsmSettings, FilterPattern, MemoryCheckpointStore, MemoryDestination, StreamRunner
 from devserver.stream.destinations import S3FailureDestination, s3_failure_object
 from devserver.stream.settings import SettingsError, parse_filter_criteria
-from devserver.stream.testing import FakeClock, FakeStreams, RecordingHandler, run_until_idle
+from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, run_until_idle
 from tests.conftest import TEMPLATE
 
 pytestmark = [pytest.mark.unit, pytest.mark.conformance]
@@ -252,7 +252,7 @@ def test_s3_on_failure_destination_object_and_key():
     2025-11-25): the record plus `payload.Records`; the key starts with
     aws/lambda/<UUID>/<shardId>/<YYYY/MM/DD>/<YYYY-MM-DDTHH.MM.SS> of the record's timestamp."""
     with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
+        s3: Any = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="failed-batches", CreateBucketConfiguration={"LocationConstraint": REGION})
         clock = FakeClock()
         streams = FakeStreams(clock, view_type="NEW_IMAGE")
@@ -282,5 +282,6 @@ def test_the_projects_template_names_a_destination_a_stream_mapping_takes():
     from devserver.db_destinations import stream_on_failure
 
     template = yaml.safe_load(TEMPLATE.read_text())
-    assert stream_on_failure(template).kind in ("SQS", "SNS", "S3")
+    on_failure = stream_on_failure(template)
+    assert on_failure is not None and on_failure.kind in ("SQS", "SNS", "S3")
     assert create_table_request(template, "t")["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"

@@ -26,7 +26,7 @@ from devserver.db_destinations import FailureNames, ensure_failure_destination
 from devserver.stream.destinations import S3FailureDestination, failure_record
 from devserver.stream.records import to_lambda_record
 from devserver.testing.events import pending_item
-from devserver.testing.fakes import FailingClient
+from devserver.testing.fakes import FailingClient, client_error
 from tests.conftest import TABLE, TEMPLATE
 
 REGION = "eu-central-1"
@@ -161,13 +161,9 @@ def test_throttled_storage_asks_sqs_for_that_message_again(aws):
 
 def test_s3_slowing_down_asks_sqs_for_the_message_again(aws):
     [message] = give_up_on(aws, ["a"])
-    error = {"Error": {"Code": "SlowDown", "Message": "reduce your request rate"},
-             "ResponseMetadata": {"HTTPStatusCode": 503}}
-
     class SlowS3:
         def get_object(self, **kwargs: Any) -> Any:
-            from botocore.exceptions import ClientError
-            raise ClientError(error, "GetObject")
+            raise client_error("SlowDown", "GetObject", message="reduce your request rate", status=503)
 
     response = consumer(aws, s3=SlowS3()).handle([message])
 

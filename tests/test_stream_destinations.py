@@ -30,7 +30,7 @@ from devserver.stream import (
 )
 from devserver.stream.build import failure_destination
 from devserver.stream.destinations import mapping_uuid, s3_failure_object
-from devserver.stream.testing import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
+from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
 from tests.conftest import TEMPLATE
 
 pytestmark = pytest.mark.unit
@@ -101,7 +101,9 @@ def test_s3_keeps_the_batch_with_the_record_under_awss_key_layout(aws):
 
     [listed] = aws["s3"].list_objects_v2(Bucket="failed-batches")["Contents"]
     stored = json.loads(aws["s3"].get_object(Bucket="failed-batches", Key=listed["Key"])["Body"].read())
-    stamp = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.\d{3}Z$", stored["timestamp"]).groups()
+    matched = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.\d{3}Z$", stored["timestamp"])
+    assert matched is not None, stored["timestamp"]
+    stamp = matched.groups()
     shard = stored["DDBStreamBatchInfo"]["shardId"]
     assert listed["Key"] == (f"aws/lambda/{UUID}/{shard}/{stamp[0]}/{stamp[1]}/{stamp[2]}/"
                              f"{stamp[0]}-{stamp[1]}-{stamp[2]}T{stamp[3]}.{stamp[4]}.{stamp[5]}"

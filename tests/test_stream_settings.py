@@ -12,7 +12,13 @@ from chalice import Chalice
 from chalice.app import DynamoDBEventConfig
 
 from devserver.stream.settings import (
-    DecoratorValues, EsmSettings, OnFailure, SettingsError, cfn_name, decorator_values, parse_settings,
+    DecoratorValues,
+    EsmSettings,
+    OnFailure,
+    SettingsError,
+    cfn_name,
+    decorator_values,
+    parse_settings,
     settings_from_template,
 )
 
@@ -62,7 +68,8 @@ def test_decorator_values_come_from_app_event_sources() -> None:
     assert values == DecoratorValues(name="handle", batch_size=7, starting_position="LATEST",
                                      maximum_batching_window_in_seconds=3)
     settings = parse_settings({"Resources": {}}, values)  # no template properties: Lambda's defaults (docs: ESM-3)
-    assert settings == EsmSettings(batch_size=7, batching_window_s=3, starting_position="LATEST", function_name="handle")
+    assert settings == EsmSettings(batch_size=7, batching_window_s=3, starting_position="LATEST",
+                                   function_name="handle")
 
 
 def test_template_values_win_over_the_decorator_like_merge_template() -> None:
