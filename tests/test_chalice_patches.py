@@ -55,7 +55,7 @@ def test_every_mapping_property_of_the_template_becomes_an_api_parameter(templat
     expected = copy.deepcopy(event_properties(template, "Process", "ProcessDynamodbEventSource"))
     del expected["Stream"]
     del expected["DestinationConfig"]["OnFailure"]["Type"]  # SAM's policy hint, not an API field
-    expected["DestinationConfig"]["OnFailure"]["Destination"] = "<ProcessorFailureQueue.Arn>"
+    expected["DestinationConfig"]["OnFailure"]["Destination"] = "<ProcessorFailureBucket.Arn>"
     assert (stream.function_name, stream.event_source_arn) == ("storefirst-dev-process", "<RequestsTable.StreamArn>")
     assert dict(stream.parameters) == expected
     assert stream.for_update()["ParallelizationFactor"] == 2

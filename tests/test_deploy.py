@@ -224,7 +224,7 @@ def test_every_mapping_setting_is_the_package_paths(dev, package):
         assert mapping["FunctionArn"].endswith(f":function:storefirst-dev-{function}")
     stream = deployed[dev["refs"]["RequestsTable.StreamArn"]]
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and stream["BisectBatchOnFunctionError"]
-    assert stream["DestinationConfig"] == {"OnFailure": {"Destination": dev["refs"]["ProcessorFailureQueue.Arn"]}}
+    assert stream["DestinationConfig"] == {"OnFailure": {"Destination": dev["refs"]["ProcessorFailureBucket.Arn"]}}
     assert len(stream["FilterCriteria"]["Filters"]) == 3
 
 
@@ -242,7 +242,7 @@ def test_roles_are_as_least_privileged_as_the_package_paths(dev, package):
         assert roles[f"storefirst-dev-{role}"]["managed"] == []
         for statement in document["Statement"]:
             assert "*" not in json.dumps(statement["Action"])
-            assert all(r.count("*") == 0 or r.endswith(("/stream/*", ":*")) for r in
+            assert all(r.count("*") == 0 or r.endswith(("/stream/*", ":*", "/aws/lambda/*")) for r in
                        ([statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]))
 
 

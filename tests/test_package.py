@@ -169,8 +169,8 @@ def test_each_failure_object_is_announced_on_the_queue_and_only_s3_may_send_ther
     assert bucket["DependsOn"] == "ProcessorFailureQueuePolicy"  # S3 checks the policy when notifying is set up
     assert (statement["Principal"], statement["Action"]) == ({"Service": "s3.amazonaws.com"}, "sqs:SendMessage")
     # the policy names the bucket's own ARN, built from the same name the bucket is given
-    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"].endswith(
-        ":s3:::" + bucket["Properties"]["BucketName"]["Fn::Sub"])
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {
+        "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", bucket["Properties"]["BucketName"]]]}
     assert bucket["Properties"]["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] * 86400 == \
         everything["ProcessorFailureQueue"]["Properties"]["MessageRetentionPeriod"]
 
