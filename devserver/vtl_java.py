@@ -283,13 +283,34 @@ def to_java(value: Any) -> Any:
 
 
 def from_json(value: Any) -> Any:
-    """Parsed JSON (dicts, lists, str...) as the values a template sees: lists become JsonList."""
+    """Parsed JSON (dicts, lists, str...) as the values a template sees: lists become JsonList.
+
+    Without recursion: a body may nest as deep as AWS's parser allows (1,000 levels), which would
+    take Python past its own recursion limit three frames a level."""
+    root = _shell(value)
+    todo = [(value, root)] if isinstance(value, (dict, list)) else []
+    while todo:
+        source, target = todo.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            converted = _shell(item)
+            if isinstance(target, dict):
+                target[_shell(key)] = converted
+            else:
+                target.append(converted)
+            if isinstance(item, (dict, list)):
+                todo.append((item, converted))
+    return root
+
+
+def _shell(value: Any) -> Any:
+    """A leaf as a template sees it, or an empty container of the right kind for a dict or list."""
     if isinstance(value, str):
         return value if isinstance(value, JavaString) else JavaString(value)
     if isinstance(value, dict):
-        return JavaMap((from_json(k), from_json(v)) for k, v in value.items())
+        return JavaMap()
     if isinstance(value, list):
-        return JsonList(from_json(item) for item in value)
+        return JsonList()
     return value
 
 

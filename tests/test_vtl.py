@@ -400,3 +400,20 @@ def test_stage_variables_are_available():
 def test_an_invalid_jsonpath_fails_the_template():
     with pytest.raises(VtlError):
         out("$input.path('$[')", body="{}")
+
+
+def test_a_body_nested_as_deep_as_aws_parses_it_reaches_the_template():
+    """AWS's parser takes 1,000 levels; converting them must not hit Python's recursion limit."""
+    from devserver.vtl_java import JavaMap, JsonList, from_json
+
+    nested: Any = 1
+    for level in range(998):
+        nested = {"a": nested} if level % 2 else [nested]
+
+    converted = from_json(nested)
+
+    depth = 0
+    while isinstance(converted, (JavaMap, JsonList)):
+        converted = converted["a"] if isinstance(converted, JavaMap) else converted[0]
+        depth += 1
+    assert (depth, converted) == (998, 1)
