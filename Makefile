@@ -8,7 +8,7 @@ STAGE ?= dev
 STACK ?= storefirst-$(STAGE)
 PACKAGE_DIR := build/package
 
-.PHONY: run test lint package deploy clean bench security
+.PHONY: run test lint package deploy infra infra-delete clean bench security
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,19 @@ security: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 		BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --framework cloudformation --quiet --compact \
 			--skip-download -f $$out/sam.yaml -f $$out/cloudformation-checkov.json; \
 	done
+
+# The chalice deploy path's base stack, CloudFormation stack storefirst-<stage>-base (infra/base_stack.py):
+# what Chalice does not create (table, failure queue, the PUT route's role, alarm topic and alarms, log
+# groups), taken from infra/template.yaml. Run it before `chalice deploy --stage <stage>` and after each
+# change to infra/template.yaml (chalice deploy refuses an outdated one); a run that changes nothing says
+# so. Needs credentials, not the AWS CLI; honours AWS_ENDPOINT_URL (e.g. python -m devserver aws).
+infra: $(VENV)/.installed
+	$(PY) -m infra.base_stack deploy --stage $(STAGE)
+
+# Deletes the base stack. The table, the queue and the log groups stay (DeletionPolicy Retain): run
+# `chalice delete --stage <stage>` first, or the functions keep writing to what is left.
+infra-delete: $(VENV)/.installed
+	$(PY) -m infra.base_stack delete --stage $(STAGE)
 
 # Needs the AWS CLI, credentials and an S3 bucket for the code: make deploy STAGE=prod BUCKET=my-bucket
 deploy: package

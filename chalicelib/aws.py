@@ -8,7 +8,7 @@ from chalicelib.config import Settings
 if TYPE_CHECKING:  # the stub packages are dev-only (requirements-dev.txt); nothing is imported at run time
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_s3 import S3Client
 
 
 def _config(**config: Any) -> Config:
@@ -35,10 +35,8 @@ def dynamodb_client(settings: Settings) -> DynamoDBClient:
                         config=_config(max_pool_connections=settings.max_concurrency + 2, parameter_validation=False))
 
 
-def streams_client(settings: Settings) -> DynamoDBStreamsClient:
+def s3_client() -> S3Client:
     import boto3
 
-    # Recent botocore derives an account-scoped host from the stream ARN; the classic regional
-    # endpoint serves the same API and is what local endpoints emulate.
-    return boto3.client("dynamodbstreams", endpoint_url=settings.dynamodb_endpoint_url,
-                        config=_config(account_id_endpoint_mode="disabled"))
+    # No endpoint of ours: AWS's, or the local stack's through botocore's AWS_ENDPOINT_URL_S3.
+    return boto3.client("s3", config=_config())

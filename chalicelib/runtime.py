@@ -39,12 +39,12 @@ def store() -> RequestStore:
     return value
 
 
-def streams() -> Any:
+def s3() -> Any:
     def build() -> Any:
-        from chalicelib.aws import streams_client
+        from chalicelib.aws import s3_client
 
-        return streams_client(settings())
-    return built("streams", build)
+        return s3_client()
+    return built("s3", build)
 
 
 def reset() -> None:

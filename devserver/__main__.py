@@ -2,7 +2,7 @@
 options turned into its STOREFIRST_* environment (devserver/local_config.py). The process replaces
 itself with `chalice local`, so Ctrl-C and SIGTERM reach exactly what a user typing it would get.
 
-`python -m devserver db|faults ...` start one part alone (see each part's --help).
+`python -m devserver db|faults|aws ...` start one part alone (see each part's --help).
 """
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
+from devserver.aws_endpoint import serve_aws
 from devserver.db import serve_db
 from devserver.faults import serve_faults
 from devserver.local_config import BACKENDS, PROJECT_DIR, LocalConfig, LocalConfigError
 
-PARTS = {"db": serve_db, "faults": serve_faults}
+PARTS = {"db": serve_db, "faults": serve_faults, "aws": serve_aws}
 
 
 def chalice_local_command(argv: Optional[List[str]] = None) -> tuple[List[str], dict[str, str]]:

@@ -1,24 +1,28 @@
 """The local API Gateway: a WSGI app serving infra/template.yaml's `aws` integration routes the
 way API Gateway does, and every other request through Chalice's own local gateway.
 
-Per integration request, in API Gateway's order (spec §1-§4):
+Per integration request, in API Gateway's order (docs: APIGW-13, APIGW-14, APIGW-17, APIGW-19):
  1. payload over 10 MB -> REQUEST_TOO_LARGE (checked before the body is read; the front end
     refuses it before any method processing, so the Content-Type does not matter);
  2. method request validation: when the validator validates bodies and the method has a model
     for the request's Content-Type (AWS docs: "If no matching content type is found, request
-    validation is not performed"), the body (empty = `{}`) must satisfy it -> BAD_REQUEST_BODY;
+    validation is not performed"), the body (empty = `{}`, docs: APIGW-15) must satisfy it -> BAD_REQUEST_BODY;
  3. integration request: template by exact Content-Type (missing = application/json);
     no template -> 415 UNSUPPORTED_MEDIA_TYPE under `never`, and under `when_no_templates` when
     any template exists, else the raw body passes through;
  4. the rendered body is POSTed to DynamoDB (the uri's action) -> INTEGRATION_FAILURE /
     INTEGRATION_TIMEOUT when no answer comes;
  5. integration response by DynamoDB's status (devserver.apigw_responses).
-A template that fails to render gives AWS's 500 "Internal server error".
+A template that fails to render gives AWS's 500 "Internal server error". The request and
+response templates of one request share its `$context` overrides (docs: APIGW-12). Header names
+reach the templates as the client spelled them (docs: APIGW-9): the WSGI environ upper-cases them,
+so the server's request handler (make_server) records the spelling.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib
 import logging
 import os
@@ -50,14 +54,24 @@ from devserver.apigw_responses import (
 )
 from devserver.apigw_transport import DynamoDBTransport, HttpTransport, IntegrationFailure, IntegrationTimeout
 from devserver.apigw_validation import validation_error
-from devserver.vtl import BodyNotJson, VtlError, render
+from devserver.vtl import BodyNotJson, Overrides, VtlError, render
+from devserver.vtl_context import identity
 
-__all__ = ["ChaliceRoutes", "IdGenerator", "LocalApiGateway", "make_app", "make_server", "serve"]
+__all__ = [
+    "HEADER_NAMES", "CaseKeepingRequestHandler", "ChaliceRoutes", "IdGenerator", "LocalApiGateway", "make_app",
+    "make_server", "serve",
+]
 
 LOG = logging.getLogger(__name__)
-MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway quota "10 MB" (spec §1)
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway quota "10 MB" (docs: APIGW-20)
+HEADER_NAMES = "storefirst.header_names"  # environ key: the request's header names as sent
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _short_id(text: str) -> str:
+    """A stable 6-character id, shaped like API Gateway's resource and deployment ids."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:6]
 
 
 def _extended_request_id() -> str:
@@ -134,6 +148,9 @@ class LocalApiGateway:
         self._stage = stage
         self._account_id = account_id
         self._api_id = api_id
+        # Stand-ins for API Gateway's generated ids: stable per resource, new per API definition.
+        self._resource_ids = {route.path: _short_id(route.path) for route in api.routes}
+        self._deployment_id = _short_id(repr(api))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
@@ -165,6 +182,7 @@ class LocalApiGateway:
         def failure(response_type: str, **details: str) -> HttpResponse:
             return gateway_response(self._api.gateway_responses, response_type, call, **details)
 
+        overrides = Overrides()  # this request's $context.requestOverride / responseOverride
         if (request.content_length or 0) > MAX_PAYLOAD_BYTES:
             return failure("REQUEST_TOO_LARGE")
         body = request.stream.read(MAX_PAYLOAD_BYTES + 1)
@@ -187,7 +205,7 @@ class LocalApiGateway:
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
-                # AWS behaviour unverified (LocalStack answers 500, spec §1): a text template
+                # AWS behaviour unverified (LocalStack answers 500, docs: LOCAL-3): a text template
                 # cannot see these bytes, so the client gets a 400 that says why.
                 return failure("DEFAULT_4XX", message="request body is not valid UTF-8 text")
             try:
@@ -197,6 +215,7 @@ class LocalApiGateway:
                     params=call.params,
                     context=call.context,
                     stage_variables=call.stage_variables,
+                    overrides=overrides,
                 ).output.encode("utf-8")
             except BodyNotJson as exc:
                 return failure("DEFAULT_4XX", message=str(exc))
@@ -215,7 +234,7 @@ class LocalApiGateway:
             LOG.error("No match for output mapping and no default output mapping configured (status %d)", status)
             return failure("DEFAULT_5XX")
         try:
-            return integration_response(selected, call, answer)
+            return integration_response(selected, call, answer, overrides=overrides)
         except VtlError:
             LOG.exception("response template failed requestId=%s", call.context["requestId"])
             return failure("DEFAULT_5XX")
@@ -224,32 +243,56 @@ class LocalApiGateway:
         self, route: infra.IntegrationRoute, path_params: dict[str, str], request: Request
     ) -> MethodRequest:
         now = self._clock()
-        request_id = request.headers.get("X-Amzn-RequestId")  # clients may force it (spec §0.1)
+        request_id = request.headers.get("X-Amzn-RequestId")  # clients may force it (docs: APIGW-1)
         request_id = None if request_id is None else request_id.strip(" \t")
         host = request.host or "localhost"
+        # AWS's keys in AWS's keySet() order (docs: APIGW-10); the two override maps are this
+        # request's own, put in place by devserver.vtl_context for each template.
         context = {
-            "accountId": self._account_id,
-            "apiId": self._api_id,
-            "domainName": host,
-            "domainPrefix": host.split(".")[0],
-            "extendedRequestId": self._ids.extended_request_id(),
-            "httpMethod": request.method,
-            "identity": {"sourceIp": request.remote_addr or "127.0.0.1", "userAgent": request.user_agent.string},
-            "path": f"/{self._stage}{request.path}",
-            "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-            "requestId": request_id if request_id is not None else self._ids.request_id(),
-            "requestTime": _clf_time(now),
-            "requestTimeEpoch": int(now * 1000),
+            "resourceId": self._resource_ids[route.path],
             "resourcePath": route.path,
+            "httpMethod": request.method,
+            "extendedRequestId": self._ids.extended_request_id(),
+            "requestTime": _clf_time(now),
+            "path": f"/{self._stage}{request.path}",
+            "accountId": self._account_id,
+            "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+            "requestOverride": {},
             "stage": self._stage,
+            "domainPrefix": host.split(".")[0],
+            "requestTimeEpoch": int(now * 1000),
+            "requestId": request_id if request_id is not None else self._ids.request_id(),
+            "identity": identity(request.remote_addr or "127.0.0.1", request.headers.get("User-Agent")),
+            "domainName": host,
+            "deploymentId": self._deployment_id,
+            "responseOverride": {},
+            "apiId": self._api_id,
         }
         params = {
             "path": path_params,
             "querystring": {name: values[-1] for name, values in request.args.lists()},
             # HTTP drops a field value's surrounding whitespace (RFC 9110 §5.5); API Gateway does too.
-            "header": {name: value.strip(" \t") for name, value in request.headers.items()},
+            "header": {name: value.strip(" \t") for name, value in _headers_as_sent(request)},
         }
         return MethodRequest(params=params, context=context, accept=request.headers.get("Accept"), stage_variables={})
+
+
+def _headers_as_sent(request: Request) -> list[tuple[str, str]]:
+    """The request's headers named as the client spelled them (the first spelling, when one name
+    came in two spellings), where the server recorded them; else werkzeug's normalised names."""
+    spelled: dict[str, str] = {}
+    for name in request.environ.get(HEADER_NAMES, ()):
+        spelled.setdefault(name.lower(), name)
+    return [(spelled.get(name.lower(), name), value) for name, value in request.headers.items()]
+
+
+class CaseKeepingRequestHandler(serving.WSGIRequestHandler):
+    """werkzeug's request handler, plus the header names as received (under HEADER_NAMES)."""
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        environ[HEADER_NAMES] = tuple(self.headers.keys())
+        return environ
 
 
 def _path_pattern(path: str) -> re.Pattern[str]:
@@ -311,8 +354,9 @@ def make_app(
 
 def make_server(app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1",
                 port: int = 8000) -> serving.BaseWSGIServer:
-    """A threaded server (port 0 picks a free one); run `serve_forever()`, stop with `shutdown()`."""
-    return serving.make_server(host, port, app, threaded=True)
+    """A threaded server (port 0 picks a free one); run `serve_forever()`, stop with `shutdown()`.
+    It hands `app` the header names as sent (docs: APIGW-9), which a WSGI environ loses."""
+    return serving.make_server(host, port, app, threaded=True, request_handler=CaseKeepingRequestHandler)
 
 
 def serve(app: LocalApiGateway, host: str = "127.0.0.1", port: int = 8000) -> None:

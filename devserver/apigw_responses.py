@@ -1,16 +1,18 @@
-"""What goes back to the client: integration responses and gateway responses (spec §1, §2, §4).
+"""What goes back to the client: integration responses and gateway responses.
 
-Integration response: chosen by a FULL regex match of its selection pattern against the
-backend's HTTP status (LocalStack's `re.match` only anchors the start, spec §4), else the
-default; none at all is a 500. Its template is chosen by Accept, then application/json, then the
-first one; no template passes the backend body through. `$context.responseOverride.status` wins
-when it is an int in 100-599.
+Integration response (docs: APIGW-17): chosen by a FULL regex match of its selection pattern
+against the backend's HTTP status (LocalStack's `re.match` only anchors the start, docs: LOCAL-3),
+else the default; none at all is a 500. Its template is chosen by Accept, then application/json,
+then the first one; no template passes the backend body through (an empty one is `{}` to a
+template, docs: APIGW-2). The request's `$context.responseOverride` (set by the request or the
+response template, docs: APIGW-12) comes last: its status wins when it is an int in 100-599, and
+its headers replace response parameters of the same name.
 
-Gateway response (API Gateway's own errors): the API's customisation of that type, else its
-DEFAULT_4XX/DEFAULT_5XX customisation, else AWS's default `{"message":$context.error.messageString}`.
-Its template is NOT run through VTL: AWS documents "simple variable substitution" only
-(x-amazon-apigateway-gateway-responses.responseTemplates), so `$context.*`, `$stageVariables.*`
-and `$method.request.<where>.<name>` are replaced and everything else, `#if` included, stays text.
+Gateway response (API Gateway's own errors, docs: APIGW-19): the API's customisation of that type,
+else its DEFAULT_4XX/DEFAULT_5XX customisation, else AWS's default
+`{"message":$context.error.messageString}`. Its template is NOT run through VTL: AWS documents
+"simple variable substitution" only, so `$context.*`, `$stageVariables.*` and
+`$method.request.<where>.<name>` are replaced and everything else, `#if` included, stays text.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devserver.infra import GatewayResponse, InfraError, IntegrationResponse, IntegrationRoute
-from devserver.vtl import render
+from devserver.vtl import Overrides, render
 from devserver.vtl_java import java_str
 
 __all__ = [
@@ -106,11 +108,17 @@ def select_integration_response(route: IntegrationRoute, status: int) -> Integra
     return route.default_response
 
 
-def integration_response(response: IntegrationResponse, request: MethodRequest, backend_body: bytes) -> HttpResponse:
-    """Map the backend answer; raises VtlError when the response template fails."""
+def integration_response(
+    response: IntegrationResponse,
+    request: MethodRequest,
+    backend_body: bytes,
+    *,
+    overrides: Overrides | None = None,
+) -> HttpResponse:
+    """Map the backend answer; raises VtlError when the response template fails. `overrides` are
+    the request's so far (what its request template set); a fresh set when None."""
+    overrides = overrides if overrides is not None else Overrides()
     picked = pick_template(response.templates, request.accept)
-    status = response.status_code
-    headers = list(request.id_headers())
     if picked is None:
         body, content_type = backend_body, "application/json"
     else:
@@ -121,12 +129,19 @@ def integration_response(response: IntegrationResponse, request: MethodRequest, 
             params=request.params,
             context=request.context,
             stage_variables=request.stage_variables,
+            overrides=overrides,
         )
         body = rendered.output.encode("utf-8")
-        if rendered.response_override_status is not None and 100 <= rendered.response_override_status <= 599:
-            status = rendered.response_override_status
-        headers.extend(rendered.response_override_headers.items())
-    headers.extend(_parameters(response.parameters, "method.response.header.", request))
+    status = response.status_code
+    if overrides.status is not None and 100 <= overrides.status <= 599:
+        status = overrides.status
+    replaced = {name.lower() for name in overrides.response_headers}
+    headers = [
+        *request.id_headers(),
+        *((name, value) for name, value in _parameters(response.parameters, "method.response.header.", request)
+          if name.lower() not in replaced),
+        *overrides.response_headers.items(),
+    ]
     return HttpResponse(status, (("Content-Type", content_type), *headers), body)
 
 

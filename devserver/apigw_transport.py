@@ -2,7 +2,7 @@
 
 A transport is `(action, body) -> (http_status, response_body)`: the rendered request template
 goes out as-is, and DynamoDB's status and body come back untouched, because the integration
-responses select on that status and map that body (spec §2). Failures to get any answer are
+responses select on that status and map that body (docs: APIGW-17, APIGW-18). Failures to get any answer are
 the only exceptions:
 
     IntegrationError
@@ -64,7 +64,7 @@ class DynamoDBTransport(Protocol):
 
 
 class HttpTransport:
-    """POSTs the body to a DynamoDB endpoint with X-Amz-Target, SigV4-signed (spec §9 rec. 4).
+    """POSTs the body to a DynamoDB endpoint with X-Amz-Target, SigV4-signed, as API Gateway calls it.
 
     The credentials are fake but not arbitrary: DynamoDB Local keeps one database per access
     key (unless run with -sharedDb), so they must match what the Chalice side uses."""

@@ -1,7 +1,7 @@
-"""Request body validation as API Gateway's request validator does it (spec §3).
+"""Request body validation as API Gateway's request validator does it (docs: APIGW-14).
 
 - Models are JSON Schema draft 4.
-- An empty body is validated as `{}` (LocalStack PR 7916 records this AWS behaviour).
+- An empty body is validated as `{}` (docs: APIGW-15).
 - The result is `$context.error.validationErrorString`: a bracketed list of messages in the
   wording of the Java json-schema-validator API Gateway uses (type and required errors; other
   keywords fall back to jsonschema's wording). The string is escaped for a JSON string

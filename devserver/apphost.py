@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO
 
 from devserver import aws_guard
+from devserver.db_schema import DEFAULT_QUEUE
 from devserver.functions import FunctionConfig, FunctionPool
 from devserver.launcher import Database, running_database, start_database
 from devserver.local_config import LocalConfig
@@ -26,7 +27,6 @@ from devserver.processes import StartError
 log = logging.getLogger(__name__)
 
 STATUS_PATH = "/_local/status"
-DEFAULT_QUEUE = "storefirst-processor-failures"
 # What a function instance inherits from the host besides its own variables: enough to run Python.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
               "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "PYTHONUNBUFFERED")

@@ -1,4 +1,5 @@
-"""The local database: moto server, AWS's DynamoDB Local, or an external endpoint; table, queue, TTL.
+"""The local database: moto server, AWS's DynamoDB Local, or an external endpoint; table, queue,
+the stream mapping's failure destination (devserver.db_destinations), TTL.
 
 `python -m devserver db` calls serve_db(). Backends:
 - moto (default): `python -m moto.server` on 127.0.0.1:8001; DynamoDB, DynamoDB Streams and SQS on
@@ -28,6 +29,7 @@ from typing import Any, Literal, Sequence
 import boto3
 import yaml
 
+from devserver.db_destinations import FailureNames, ensure_failure_destination
 from devserver.db_process import (
     REPO_ROOT,
     DbProcess,
@@ -39,7 +41,16 @@ from devserver.db_process import (
     stop,
     stop_all,
 )
-from devserver.db_schema import ensure_queue, ensure_table, queue_attributes, table_properties, ttl_attribute
+from devserver.db_schema import (
+    DEFAULT_BUCKET,
+    DEFAULT_QUEUE,
+    DEFAULT_TOPIC,
+    ensure_queue,
+    ensure_table,
+    queue_attributes,
+    table_properties,
+    ttl_attribute,
+)
 from devserver.db_ttl import TTL_USER_IDENTITY, TtlSweeper, tag_ttl_remove
 from devserver.local_config import default_state_dir
 from devserver.processes import process_alive, write_json_atomically
@@ -52,15 +63,14 @@ log = logging.getLogger(__name__)
 
 TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
 DEFAULT_TABLE = "storefirst-requests"  # .chalice/config.json's TABLE_NAME
-DEFAULT_QUEUE = "storefirst-processor-failures"
 # Outside the project directory: Chalice's file watcher would restart `chalice local` on every write.
 DEFAULT_DATA_DIR = default_state_dir() / "dynamodb"
 LOG_DIR = default_state_dir() / "logs"  # kept after a stop, unlike the launchers' temp logs
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-def client(service: Literal["dynamodb", "dynamodbstreams", "sqs"], endpoint_url: str | None, region: str, *,
-           fake_credentials: bool = True) -> Any:
+def client(service: Literal["dynamodb", "dynamodbstreams", "sqs", "sns", "s3"], endpoint_url: str | None,
+           region: str, *, fake_credentials: bool = True) -> Any:
     """A boto3 client for a local endpoint; fake credentials unless talking to something real."""
     credentials = FAKE_CREDENTIALS if fake_credentials else {}
     # None (the default) lets boto3 find real credentials.
@@ -70,7 +80,8 @@ def client(service: Literal["dynamodb", "dynamodbstreams", "sqs"], endpoint_url:
 
 
 def serve_db(argv: list[str] | None = None) -> int:
-    """`python -m devserver db`: start the database(s), create the table and queue, block until Ctrl-C."""
+    """`python -m devserver db`: start the database(s), create the table, the queue and the stream
+    mapping's failure destination, block until Ctrl-C."""
     # Ctrl-C stops the database with the rest of the group, even when launched with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = _parser().parse_args(argv)
@@ -85,12 +96,16 @@ def serve_db(argv: list[str] | None = None) -> int:
         stream_arn = ensure_table(dynamodb, template, args.table_name)
         sqs = client("sqs", sqs_url, args.region, fake_credentials=local)
         queue_url = ensure_queue(sqs, args.queue_name, queue_attributes(template))
+        destination = ensure_failure_destination(
+            template, FailureNames(args.queue_name, args.topic_name, args.bucket_name), sqs=sqs,
+            sns=client("sns", sqs_url, args.region, fake_credentials=local),
+            s3=client("s3", sqs_url, args.region, fake_credentials=local), region=args.region)
         attribute = ttl_attribute(template)
         if attribute and _sweep_wanted(args):
             keys = [part["AttributeName"] for part in table_properties(template)["KeySchema"]]
             sweeper = TtlSweeper(dynamodb, args.table_name, attribute, key_names=keys)
             sweeper.start()
-        summary = _print_summary(args, ddb_url, sqs_url, stream_arn, queue_url, sweeper is not None)
+        summary = _print_summary(args, ddb_url, sqs_url, stream_arn, queue_url, destination, sweeper is not None)
         if args.state_file:
             write_json_atomically(Path(args.state_file), summary)
         if not children and sweeper is None and args.owner_pid is None:
@@ -164,7 +179,7 @@ def _stop_on_sigterm() -> Any:
 
 
 def _print_summary(args: argparse.Namespace, ddb_url: str | None, sqs_url: str | None, stream_arn: str | None,
-                   queue_url: str, sweeping: bool) -> dict[str, str]:
+                   queue_url: str, destination: str | None, sweeping: bool) -> dict[str, str]:
     # KEY=value lines: readable, and `eval`-able by scripts that want the values.
     lines = {
         "PID": str(os.getpid()),
@@ -175,6 +190,7 @@ def _print_summary(args: argparse.Namespace, ddb_url: str | None, sqs_url: str |
         "TABLE_NAME": args.table_name,
         "STREAM_ARN": stream_arn or "",
         "QUEUE_URL": queue_url,
+        "FAILURE_DESTINATION": destination or "",
         "TTL_SWEEPER": "on" if sweeping else "off",
     }
     if args.backend == "dynamodb-local":
@@ -201,6 +217,8 @@ def _parser() -> argparse.ArgumentParser:
                         or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
     parser.add_argument("--table-name", default=DEFAULT_TABLE)
     parser.add_argument("--queue-name", default=DEFAULT_QUEUE)
+    parser.add_argument("--bucket-name", default=DEFAULT_BUCKET, help="local name of a failure bucket")
+    parser.add_argument("--topic-name", default=DEFAULT_TOPIC, help="local name of a failure topic")
     parser.add_argument("--template", default=str(TEMPLATE))
     parser.add_argument("--log-dir", default=str(LOG_DIR), help="where the database processes log")
     parser.add_argument("--ttl-sweep", action=argparse.BooleanOptionalAction, default=None,

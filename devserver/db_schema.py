@@ -11,6 +11,10 @@ log = logging.getLogger(__name__)
 
 TABLE_RESOURCE = "RequestsTable"
 QUEUE_RESOURCE = "ProcessorFailureQueue"
+# Local names of the failure path's resources (.chalice/config.json names the queue the same way).
+DEFAULT_QUEUE = "storefirst-processor-failures"
+DEFAULT_BUCKET = "storefirst-processor-failures"
+DEFAULT_TOPIC = "storefirst-processor-failures"
 # How moto (missing operation), old DynamoDB Local releases (UnknownOperation) and a TTL already set
 # on another attribute (ValidationException) refuse UpdateTimeToLive.
 _TTL_REFUSALS = {"UnknownOperationException", "ValidationException", "InvalidAction", "NotImplemented"}

@@ -6,8 +6,8 @@ resolved against a caller-supplied mapping of logical ids / attributes / pseudo 
 `{"RequestsTable": "<table name>", "RequestsTable.Arn": "...", "AWS::Region": "us-east-1"}`.
 `local_refs` builds such a mapping for a local stack.
 
-Swagger facts relied on (spec §1-§3, §5, §6): the integration lives in
-`paths.<path>.<method>.x-amazon-apigateway-integration`; response keys are selection patterns
+Swagger facts relied on (docs: APIGW-13, APIGW-14, APIGW-17, CHALICE-1, CHALICE-3): the
+integration lives in `paths.<path>.<method>.x-amazon-apigateway-integration`; response keys are selection patterns
 ("default" is the catch-all); validators are declared in `x-amazon-apigateway-request-validators`
 and attached with `x-amazon-apigateway-request-validator` (operation, else API level); a body
 parameter's schema becomes the method's request model for each `consumes` media type.
@@ -42,7 +42,7 @@ __all__ = [
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _ACTION_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]*:(?P<service>[^:]+):action/(?P<action>[A-Za-z0-9]+)$")
-# API Gateway's default integration timeout (spec §1: 50 ms - 29 s).
+# API Gateway's default integration timeout (50 ms - 29 s, docs: APIGW-20).
 DEFAULT_TIMEOUT_MS = 29_000
 
 

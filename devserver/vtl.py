@@ -3,11 +3,18 @@
 Engine: airspeed-ext 0.6.9 (module `airspeed`, pinned in requirements-dev.txt), the fork
 LocalStack uses. Stock airspeed 0.7.1 decodes backslashes inside string literals, so the
 documented `replaceAll("\\\\'", "'")` workaround does nothing there and a correct template
-renders invalid JSON (spec §0.3, §9). airspeed-ext keeps literals as Velocity does, renders
-undefined references as "" (spec §9) and prints `true`/`false`.
+renders invalid JSON (docs: APIGW-7, LOCAL-4). airspeed-ext keeps literals as Velocity does,
+renders undefined references as "" (docs: APIGW-6) and prints `true`/`false`.
 
-Where airspeed-ext still differs from Velocity 1.7 (reported as API Gateway's engine), each
-compiled template is adapted, per parse-tree node, never by patching airspeed globally:
+What API Gateway does beyond plain Velocity, as recorded on AWS:
+- `$input.body` of an empty payload is `{}` (docs: APIGW-2);
+- a null equals `""` in `==`/`!=` (docs: APIGW-5);
+- lists from JSON print as JSON, maps as `{k=v}` (docs: APIGW-4), see devserver.vtl_java;
+- `$context` maps print as "" and the overrides persist across one request's templates
+  (docs: APIGW-10, APIGW-12), see devserver.vtl_context.
+
+Where airspeed-ext still differs from Velocity 1.7, each compiled template is adapted, per
+parse-tree node, never by patching airspeed globally:
 - `#if($undefined)` is false and `!$undefined` is true (airspeed-ext: the opposite);
   any non-null non-Boolean value is true, even "" and 0 (Velocity 1.7).
 - `#set($x = <null>)` leaves `$x` unchanged, and evaluates its right side once.
@@ -30,10 +37,13 @@ import airspeed
 import jsonpath_ng
 from airspeed import operators as ast
 
-from devserver.vtl_java import JavaMap, JavaString, java_str, to_java
+from devserver.vtl_context import Overrides, context_map
+from devserver.vtl_java import JavaMap, JavaString, from_json, java_str, to_java
 from devserver.vtl_util import Util, parse_json
 
-__all__ = ["BodyNotJson", "Rendered", "VtlError", "render"]
+__all__ = ["BodyNotJson", "Overrides", "Rendered", "VtlError", "render"]
+
+EMPTY_BODY = "{}"  # what `$input.body` is for an empty payload (docs: APIGW-2)
 
 
 class VtlError(Exception):
@@ -43,14 +53,15 @@ class VtlError(Exception):
 class BodyNotJson(VtlError):
     """$input.json/$input.path was used on a body that is not JSON.
 
-    On AWS this fails the request with "Could not parse request body into json" (spec §1).
+    On AWS this fails the request with "Could not parse request body into json" (docs: APIGW-3).
     """
 
 
 @dataclass(frozen=True)
 class Rendered:
     output: str
-    # Only an int survives, as on AWS (spec §4); the caller checks the 100-599 range.
+    # The response overrides of the request so far; only an int status counts, and the caller
+    # checks the 100-599 range (docs: APIGW-12).
     response_override_status: int | None = None
     response_override_headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -62,20 +73,21 @@ def render(
     params: Mapping[str, Mapping[str, str]],
     context: Mapping[str, Any],
     stage_variables: Mapping[str, str] | None = None,
+    overrides: Overrides | None = None,
 ) -> Rendered:
     """Render one mapping template.
 
     body: `$input.body` (the request body, or the integration response body for a response
     template); params: `{"path": {...}, "querystring": {...}, "header": {...}}`, always the
-    method request's; context: `$context` (copied, so the caller's mapping is never touched).
+    method request's; context: `$context` (copied, so the caller's mapping is never touched);
+    overrides: the request's `requestOverride`/`responseOverride`, shared by its templates
+    (a fresh set when None).
     """
-    context_map = to_java(context)
-    override = JavaMap(header=JavaMap())
-    context_map["responseOverride"] = override
+    overrides = overrides if overrides is not None else Overrides()
     namespace = {
         "input": _Input(body, params),
         "util": Util(),
-        "context": context_map,
+        "context": context_map(context, overrides),
         "stageVariables": to_java(dict(stage_variables or {})),
     }
     try:
@@ -87,22 +99,14 @@ def render(
         if isinstance(cause, VtlError):
             raise cause from exc
         raise VtlError(str(exc)) from exc
-    status = override.get("status")
-    headers = override.get("header")
-    return Rendered(
-        output=output,
-        response_override_status=status if type(status) is int else None,
-        response_override_headers=(
-            {str(k): java_str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
-        ),
-    )
+    return Rendered(output, overrides.status, overrides.response_headers)
 
 
 class _Input:
     """`$input`; attribute and method names are the VTL names."""
 
     def __init__(self, body: str, params: Mapping[str, Mapping[str, str]]) -> None:
-        self.body = JavaString(body)
+        self.body = JavaString(body or EMPTY_BODY)
         self._params = JavaMap(
             (JavaString(kind), to_java(dict(params.get(kind, {})))) for kind in ("path", "querystring", "header")
         )
@@ -112,7 +116,7 @@ class _Input:
     def params(self, name: str | None = None) -> Any:
         if name is None:
             return self._params
-        # Exact, case-sensitive names, searched in this order (spec §1).
+        # Exact names (as the client spelled them), searched in this order (docs: APIGW-9).
         for kind in ("path", "querystring", "header"):
             if name in self._params[kind]:
                 return self._params[kind][name]
@@ -120,7 +124,7 @@ class _Input:
 
     def path(self, path: str) -> Any:
         matches = self._matches(path)
-        return to_java(_single_or_list(matches)) if matches else None
+        return from_json(_single_or_list(matches)) if matches else None
 
     def json(self, path: str) -> JavaString:
         matches = self._matches(path)
@@ -171,7 +175,8 @@ def _is_number(value: Any) -> bool:
 
 def _velocity_equals(left: Any, right: Any) -> bool:
     if left is None or right is None:
-        return left is right
+        other = right if left is None else left
+        return other is None or other == ""  # a null equals "" on AWS (docs: APIGW-5)
     if _is_number(left) and _is_number(right):
         return left == right
     if isinstance(left, str) and isinstance(right, str) or type(left) is type(right):

@@ -11,7 +11,10 @@ Java semantics that differ from Python and are reproduced here:
 - `replaceAll`/`replaceFirst` take a Java regex and a Java replacement (`$1`, `${name}`, `\\$`).
 - `split(regex)` drops trailing empty strings and never yields a leading empty string for a
   zero-width match at index 0 (Java 8+).
-- Printing a Map gives `{k=v, ...}`, a List `[a, b]`, null `null`, booleans `true`/`false`.
+- Printing a Map gives `{k=v, ...}`, a List `[a, b]`, null `null`, booleans `true`/`false`;
+  `toString()` gives the same text.
+- A list that came out of a JSON document (`$input.path`, `$util.parseJson`) prints as compact
+  JSON instead, also inside a map (`{foo=[{"nested":"bar"}]}`), as AWS prints them (docs: APIGW-4).
 Regexes are compiled with Python's `re` after translating Java's named-group spelling; that
 covers the Java syntax templates use in practice, and Java-only constructs such as
 `\\p{Alpha}` raise `re.error` (the template fails) rather than silently matching differently.
@@ -19,6 +22,7 @@ covers the Java syntax templates use in practice, and Java-only constructs such 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Callable, SupportsIndex
 
@@ -214,8 +218,21 @@ class JavaList(list[Any]):
         self.append(value)
         return True
 
+    def toString(self) -> JavaString:
+        return JavaString(str(self))
+
     def __str__(self) -> str:
         return "[" + ", ".join(java_str(item) for item in self) + "]"
+
+
+class JsonList(JavaList):
+    """A list parsed from JSON: prints as compact JSON, maps and lists inside it included.
+
+    Only `[{"foo":"bar"}]`-shaped output is recorded on AWS; escaping inside strings follows
+    json.dumps without ASCII escapes, unverified beyond that."""
+
+    def __str__(self) -> str:
+        return json.dumps(self, ensure_ascii=False, separators=(",", ":"))
 
 
 class JavaMap(dict[Any, Any]):
@@ -247,6 +264,9 @@ class JavaMap(dict[Any, Any]):
     def remove(self, key: object) -> Any:
         return self.pop(key, None)
 
+    def toString(self) -> JavaString:
+        return JavaString(str(self))
+
     def __str__(self) -> str:
         return "{" + ", ".join(f"{java_str(k)}={java_str(v)}" for k, v in self.items()) + "}"
 
@@ -259,6 +279,38 @@ def to_java(value: Any) -> Any:
         return JavaMap((to_java(k), to_java(v)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return JavaList(to_java(item) for item in value)
+    return value
+
+
+def from_json(value: Any) -> Any:
+    """Parsed JSON (dicts, lists, str...) as the values a template sees: lists become JsonList.
+
+    Without recursion: a body may nest as deep as AWS's parser allows (1,000 levels), which would
+    take Python past its own recursion limit three frames a level."""
+    root = _shell(value)
+    todo = [(value, root)] if isinstance(value, (dict, list)) else []
+    while todo:
+        source, target = todo.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            converted = _shell(item)
+            if isinstance(target, dict):
+                target[_shell(key)] = converted
+            else:
+                target.append(converted)
+            if isinstance(item, (dict, list)):
+                todo.append((item, converted))
+    return root
+
+
+def _shell(value: Any) -> Any:
+    """A leaf as a template sees it, or an empty container of the right kind for a dict or list."""
+    if isinstance(value, str):
+        return value if isinstance(value, JavaString) else JavaString(value)
+    if isinstance(value, dict):
+        return JavaMap()
+    if isinstance(value, list):
+        return JsonList()
     return value
 
 

@@ -1,10 +1,10 @@
-"""`$util` for API Gateway mapping templates (spec §1, §9).
+"""`$util` for API Gateway mapping templates (docs: APIGW-8).
 
-escapeJavaScript follows Apache Commons Lang 2 `StringEscapeUtils.escapeJavaScript`, the model
-the spec settles on (§9): it emits `\\'`, which is not valid JSON, so a template that embeds
+escapeJavaScript follows Apache Commons Lang 2 `StringEscapeUtils.escapeJavaScript` (docs: APIGW-7):
+it emits `\\'`, which is not valid JSON, so a template that embeds
 `$util.escapeJavaScript($input.body)` in a JSON string without the documented
 `.replaceAll("\\\\'", "'")` fails here exactly as it fails on AWS. (LocalStack JSON-encodes
-instead and so hides that bug, spec §0.4.)
+instead and so hides that bug, docs: LOCAL-3.)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 import urllib.parse
 from typing import Any
 
-from devserver.vtl_java import JavaString, to_java
+from devserver.vtl_java import JavaString, from_json
 
 _SHORT_ESCAPES = {
     "\b": "\\b",
@@ -81,7 +81,7 @@ class Util:
 
     def parseJson(self, text: Any) -> Any:
         try:
-            return to_java(parse_json(str(text)))
+            return from_json(parse_json(str(text)))
         except ValueError as exc:
             raise VtlFunctionError(f"parseJson: {exc}") from exc
 
@@ -95,7 +95,8 @@ class Util:
             raise VtlFunctionError(f"base64Decode: {exc}") from exc
 
     def urlEncode(self, text: Any) -> JavaString:
-        return JavaString(url_encode(str(text)))
+        # Of a null: "" (recorded on AWS, docs: APIGW-8), not "None".
+        return JavaString("" if text is None else url_encode(str(text)))
 
     def urlDecode(self, text: Any) -> JavaString:
         return JavaString(url_decode(str(text)))

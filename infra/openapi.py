@@ -30,7 +30,7 @@ from chalice.deploy.swagger import CFNSwaggerGenerator  # noqa: E402
 from chalice.package import TemplateDeepMerger  # noqa: E402
 
 from chalicelib.model import ID_PATTERN as _ID  # noqa: E402
-from merge_stage import AUTH, TEMPLATE, merge_template, stage_auth_mode  # noqa: E402
+from infra.merge_stage import AUTH, TEMPLATE, merge_template, stage_auth_mode  # noqa: E402
 
 ID_PATTERN = f"^{_ID}$"  # the PUT template's $idValid checks the same
 _ERROR = {"$ref": "#/definitions/Error"}
@@ -104,6 +104,9 @@ def describe(stage: str = "dev", project_dir: Path = ROOT) -> Dict[str, Any]:
     for parameter in api["paths"]["/requests"]["put"]["parameters"]:
         if parameter["name"] == "Idempotency-Key":  # the PUT template's $idValid
             parameter["pattern"] = ID_PATTERN
+    # The PUT template refuses an object without members, and no body, which API Gateway hands it as
+    # {} (docs: APIGW-2). The model cannot say so on AWS (docs: APIGW-16); the description can.
+    api["definitions"]["RequestBody"]["minProperties"] = 1
     for path, methods in CHALICE_ROUTES.items():
         for method, documented in methods.items():
             api["paths"][path][method].update(copy.deepcopy(documented))

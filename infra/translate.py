@@ -2,7 +2,7 @@
 
 cfn-lint checks a SAM template against SAM's schema only; linting the translated template
 also checks what SAM generates (the event source mapping, the stage, the API body), which is
-where wrong ESM values and dangling references show up (spec §7).
+where wrong ESM values and dangling references show up (docs: CHALICE-6).
 
     python infra/translate.py build/package/sam.yaml build/package/cloudformation.json
 """

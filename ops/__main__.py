@@ -1,89 +1,75 @@
-"""python -m ops: look after a storefirst stage.
+"""python -m ops: look after a storefirst stage through its API.
 
-    python -m ops show ID                 one request
+    python -m ops show ID                 one request, as JSON
     python -m ops failed [--limit N]      FAILED requests, oldest first
     python -m ops pending [--limit N]     PENDING requests, oldest first
     python -m ops retry ID [ID ...]       move FAILED requests back to PENDING
-    python -m ops retry-failed [--yes]    retry every FAILED request, with a progress bar
+    python -m ops retry-failed [--yes]    retry every FAILED request (asks first; --yes without a terminal)
 
 The API comes from --api-url or STOREFIRST_API_URL (default http://127.0.0.1:8000, `make run`);
---sigv4 signs requests with the usual AWS credentials for an IAM-authorised stage.
+--sigv4 signs requests with the usual AWS credentials for an IAM-authorised stage. Every call is
+tried again on 429, 503 or no answer (--max-attempts, backoff with jitter, Retry-After honoured).
+`python -m ops COMMAND --help` says more about each.
+
+Exit codes:
+  0    done
+  1    something failed: the API unreachable or refusing, a request not found or not retried,
+       no AWS credentials for --sigv4, the confirmation declined
+  2    usage: arguments argparse refuses, or retry-failed without --yes when stdin is not a terminal
+  130  interrupted (Ctrl-C)
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from typing import Any, Iterable, List, Optional, TextIO
+import time
+from functools import partial
+from typing import Callable, List, Mapping, Optional, TextIO
 
-from ops.client import Api, ApiError
-
-
-def progress(done: int, total: int, failed: int, out: TextIO, width: int = 30) -> None:
-    filled = width * done // max(total, 1)
-    out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}" + (f" ({failed} failed)" if failed else ""))
-    out.flush()
-
-
-def retry_all(api: Api, ids: List[str], out: TextIO, err: TextIO) -> int:
-    failed = 0
-    for done, request_id in enumerate(ids, start=1):
-        try:
-            api.retry(request_id)
-        except ApiError as exc:
-            failed += 1
-            err.write(f"\n{request_id}: {exc}\n")
-        progress(done, len(ids), failed, err)
-    err.write("\n")
-    out.write(f"retried {len(ids) - failed} of {len(ids)}\n")
-    return 1 if failed else 0
+from ops import commands
+from ops.arguments import ParserExit, build_parser
+from ops.backoff import Backoff
+from ops.client import Api
+from ops.errors import OpsError
+from ops.sigv4 import signer_for
 
 
-def print_items(items: Iterable[Any], limit: int, out: TextIO) -> None:
-    for count, item in enumerate(items):
-        if count >= limit:
-            break
-        error = item.get("error", {}).get("message", "")
-        out.write(f"{item['id']}\t{item['status']}\t{item['createdAt']}\tattempts={item['attempts']}\t{error}\n")
-
-
-def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--api-url", default=os.environ.get("STOREFIRST_API_URL", "http://127.0.0.1:8000"))
-    parser.add_argument("--sigv4", action="store_true")
-    parser.add_argument("--region", default=os.environ.get("AWS_REGION"))
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("show").add_argument("id")
-    for listing in ("failed", "pending"):
-        commands.add_parser(listing).add_argument("--limit", type=int, default=100)
-    commands.add_parser("retry").add_argument("ids", nargs="+")
-    commands.add_parser("retry-failed").add_argument("--yes", action="store_true", help="do not ask")
-    args = parser.parse_args(argv)
-    api = Api(args.api_url, sigv4=args.sigv4, region=args.region)
+def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr, *,
+         stdin: Optional[TextIO] = None, environ: Optional[Mapping[str, str]] = None,
+         sleep: Callable[[float], None] = time.sleep) -> int:
+    """Runs the CLI; returns its exit code. stdin, the environment and sleep are injected for tests."""
+    stdin = stdin if stdin is not None else sys.stdin
+    environ = environ if environ is not None else os.environ
+    parser = build_parser(__doc__ or "", out, err, environ)
     try:
+        args = parser.parse_args(argv)
+        if args.command == "retry-failed" and not args.yes and not stdin.isatty():
+            # Nobody can answer the question: refuse before touching anything, as a usage error.
+            parser.commands["retry-failed"].error("it asks before retrying and stdin is not a terminal: "
+                         "pass --yes to retry every FAILED request without asking")
+    except ParserExit as exit:
+        return exit.status
+    try:
+        signer = signer_for(args.api_url, args.region, environ.get("AWS_REGION")) if args.sigv4 else None
+        api = Api(args.api_url, signer=signer, backoff=Backoff(attempts=args.max_attempts, sleep=sleep))
         if args.command == "show":
-            out.write(json.dumps(api.show(args.id), indent=2) + "\n")
-        elif args.command in ("failed", "pending"):
-            print_items(api.all(args.command.upper()), args.limit, out)
-        elif args.command == "retry":
-            return retry_all(api, args.ids, out, err)
-        else:
-            ids = [item["id"] for item in api.all("FAILED")]
-            if not ids:
-                out.write("no FAILED requests\n")
-                return 0
-            if not args.yes and input(f"retry {len(ids)} FAILED requests? [y/N] ").strip().lower() != "y":
-                return 1
-            return retry_all(api, ids, out, err)
-    except ApiError as exc:
+            return commands.show(api, args.id, out)
+        if args.command in ("failed", "pending"):
+            return commands.list_requests(api, args.command.upper(), args.limit, out)
+        if args.command == "retry":
+            return commands.retry(api, args.ids, args.concurrency, out, err)
+        confirm = partial(_confirm, stdin=stdin, err=err, yes=args.yes)
+        return commands.retry_failed(api, args.concurrency, confirm, out, err)
+    except OpsError as exc:
         err.write(f"error: {exc}\n")
-        return 2
-    except OSError as exc:
-        err.write(f"error: cannot reach {args.api_url}: {exc}\n")
-        return 2
-    return 0
+        return 1
+    except KeyboardInterrupt:
+        err.write("interrupted (requests already retried stay PENDING)\n")
+        return 130
+
+
+def _confirm(count: int, *, stdin: TextIO, err: TextIO, yes: bool) -> bool:
+    return yes or commands.ask(f"retry {count} FAILED requests?", stdin, err)
 
 
 if __name__ == "__main__":

@@ -1,44 +1,69 @@
-"""The storefirst HTTP API as an operator uses it: show, list failed, retry.
+"""The storefirst HTTP API as an operator uses it: show, list, retry. Every API call of the CLI is here.
 
 It talks to the API rather than to DynamoDB, so it works the same against `make run` and a
-real stage, with the same validation and least privilege the routes already have. With
-`sigv4=True` requests are signed for API Gateway IAM auth from the usual AWS credentials.
+real stage, with the same validation and least privilege the routes already have. With a
+`signer` (ops/sigv4.py) requests are signed for API Gateway IAM auth.
+
+Every call is tried again on 429, 503 and on no answer at all (refused, reset, timed out), as
+`backoff` says (ops/backoff.py); any other answer is final. Failures become the errors of
+ops/errors.py here and nowhere else.
 """
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Optional, Tuple
+from email.message import Message
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from ops.backoff import Backoff
+from ops.errors import ApiError, Unreachable, error_for
+from ops.sigv4 import Signer
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
+# The operator's routes, in one place: moving them (under an /admin prefix, say) is a change here only.
+REQUEST_PATH = "/requests/{id}"
+RETRY_PATH = "/requests/{id}/retry"
+LIST_PATH = "/requests"
+PAGE_SIZE = 100  # the most GET /requests answers per page
+
+RETRIED_STATUSES = (429, 503)
 
 
 @dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Message
+    body: bytes
+    reason: str = ""
+
+
 class Api:
-    base_url: str
-    sigv4: bool = False
-    region: Optional[str] = None
-    timeout: float = 10.0
+    def __init__(self, base_url: str, *, signer: Optional[Signer] = None, backoff: Optional[Backoff] = None,
+                 timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.signer = signer
+        self.backoff = backoff or Backoff()
+        self.timeout = timeout
 
     def show(self, request_id: str) -> Dict[str, Any]:
-        return self._call("GET", f"/requests/{urllib.parse.quote(request_id, safe='')}")
+        return self._call("GET", REQUEST_PATH.format(id=_quoted(request_id)), what=request_id)
 
     def retry(self, request_id: str) -> Dict[str, Any]:
-        return self._call("POST", f"/requests/{urllib.parse.quote(request_id, safe='')}/retry")
+        """FAILED -> PENDING (202). Raises NotRetryable (409) for any other status."""
+        return self._call("POST", RETRY_PATH.format(id=_quoted(request_id)), what=request_id)
 
-    def page(self, status: str, limit: int, cursor: Optional[str] = None) -> Tuple[list, Optional[str]]:
+    def page(self, status: str, limit: int, cursor: Optional[str] = None) -> Tuple[List[Dict[str, Any]],
+                                                                                    Optional[str]]:
         query = {"status": status, "limit": str(limit), **({"cursor": cursor} if cursor else {})}
-        body = self._call("GET", "/requests?" + urllib.parse.urlencode(query))
+        body = self._call("GET", f"{LIST_PATH}?{urllib.parse.urlencode(query)}", what=f"listing {status} requests")
         return body["items"], body["next"]
 
-    def all(self, status: str, page_size: int = 100) -> Iterator[Dict[str, Any]]:
+    def all(self, status: str, page_size: int = PAGE_SIZE) -> Iterator[Dict[str, Any]]:
+        """Every request of `status`, oldest first, a page at a time as they are consumed."""
         cursor: Optional[str] = None
         while True:
             items, cursor = self.page(status, page_size, cursor)
@@ -46,35 +71,76 @@ class Api:
             if cursor is None:
                 return
 
-    def _call(self, method: str, path: str) -> Dict[str, Any]:
-        url = self.base_url.rstrip("/") + path
+    def _call(self, method: str, path: str, what: str) -> Dict[str, Any]:
+        url = self.base_url + path
         # Chalice routes accept application/json only: a bodiless POST still names it.
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
         data = b"{}" if method == "POST" else None
-        if self.sigv4:
-            headers.update(_signed_headers(method, url, self.region, data))
-        request = urllib.request.Request(url, method=method, headers=headers, data=data)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
+        # Whether an earlier attempt may have run without us learning so: a later 409 is then maybe our own.
+        maybe_ran = False
+        attempt = 0
+        while True:
+            attempt += 1
+            headers = {"Accept": "application/json", "Content-Type": "application/json"}
+            if self.signer is not None:
+                headers.update(self.signer.headers(method, url, data))
             try:
-                message = json.loads(error.read()).get("message", error.reason)
-            except ValueError:
-                message = str(error.reason)
-            raise ApiError(error.code, message) from None
+                answer = _send(urllib.request.Request(url, method=method, headers=headers, data=data), self.timeout)
+            except (OSError, http.client.HTTPException) as exc:
+                wait = self.backoff.wait(attempt)
+                if wait is None:
+                    raise Unreachable(self.base_url, _reason(exc), attempt) from None
+                maybe_ran = maybe_ran or not _never_sent(exc)
+            else:
+                if 200 <= answer.status < 300:
+                    return _json(answer, what)
+                wait = (self.backoff.wait(attempt, answer.headers.get("Retry-After"))
+                        if answer.status in RETRIED_STATUSES else None)
+                if wait is None:
+                    note = ("an earlier attempt (unanswered, or answered 503) may have retried it already"
+                            if maybe_ran and answer.status == 409 else "")
+                    raise error_for(what, answer.status, _message(answer), note)
+                maybe_ran = maybe_ran or answer.status == 503
+            self.backoff.sleep(wait)
 
 
-def _signed_headers(method: str, url: str, region: Optional[str], data: Optional[bytes]) -> Dict[str, str]:
-    import botocore.session
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
+def _send(request: urllib.request.Request, timeout: float) -> Answer:
+    """One HTTP exchange; an HTTP error status is an answer too. Raises OSError or HTTPException
+    when there is no answer."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Answer(response.status, response.headers, response.read(), response.reason)
+    except urllib.error.HTTPError as error:
+        with error:
+            return Answer(error.code, error.headers, error.read(), str(error.reason))
 
-    session = botocore.session.get_session()
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise ApiError(0, "no AWS credentials found for --sigv4")
-    request = AWSRequest(method=method, url=url, data=data or b"")
-    SigV4Auth(credentials, "execute-api", region or session.get_config_variable("region") or "us-east-1") \
-        .add_auth(request)
-    return dict(request.headers.items())
+
+def _quoted(request_id: str) -> str:
+    return urllib.parse.quote(request_id, safe="")
+
+
+def _json(answer: Answer, what: str) -> Dict[str, Any]:
+    try:
+        body: Dict[str, Any] = json.loads(answer.body or b"{}")
+    except ValueError:
+        raise ApiError(what, answer.status, "an answer that is not JSON: is --api-url the storefirst API?") from None
+    return body
+
+
+def _message(answer: Answer) -> str:
+    try:
+        body = json.loads(answer.body)
+    except ValueError:
+        return answer.reason
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message) if message else answer.reason
+
+
+def _reason(exc: BaseException) -> str:
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return str(reason) or type(reason).__name__
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """A refused connection or an unknown host: the request cannot have reached the API."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, (ConnectionRefusedError, socket.gaierror))

@@ -84,3 +84,10 @@ def json_logs() -> Iterator[JsonLines]:
     logging.getLogger(logger.name).addHandler(captured)
     yield captured
     logging.getLogger(logger.name).removeHandler(captured)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `-m unit` selects the fast tests: no processes, no sockets beyond in-process fakes.
+    config.addinivalue_line("markers", "unit: a fast unit test (no processes started)")
+    config.addinivalue_line("markers", "conformance: checks the local stack against behaviour recorded on AWS")
+    config.addinivalue_line("markers", "stack: starts processes (servers, CLIs); seconds, not milliseconds")

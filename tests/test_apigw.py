@@ -1,10 +1,12 @@
 """The local API Gateway (devserver.apigw) end to end: werkzeug's test Client -> the WSGI app ->
-the templates from infra/template.yaml -> DynamoDB (moto), plus the infra parsing it rests on."""
+the templates from infra/template.yaml -> DynamoDB (moto), plus the infra parsing it rests on.
+Cases that state AWS's behaviour cite the fact in docs/api-gateway.md that names the recording."""
 from __future__ import annotations
 
 import http.client
 import itertools
 import json
+import re
 import socket
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -116,7 +118,7 @@ def test_a_put_is_stored_pending_and_answered_202_with_its_id(api, dynamodb):
 
 
 def test_the_idempotency_key_is_the_id(api, dynamodb):
-    response = api.put("/requests", data=b"{}", headers={**JSON, "Idempotency-Key": "order-7"})
+    response = api.put("/requests", data=b'{"a": 1}', headers={**JSON, "Idempotency-Key": "order-7"})
 
     assert (response.status_code, response.json) == (202, {"id": "order-7"})
     stored = item(dynamodb, "order-7")
@@ -136,7 +138,7 @@ def test_a_duplicate_idempotency_key_answers_409_and_keeps_the_first_request(api
 
 
 def test_a_forced_x_amzn_request_id_is_the_id(api, dynamodb):
-    response = api.put("/requests", data=b"{}", headers={**JSON, "X-Amzn-RequestId": "client-chosen-1"})
+    response = api.put("/requests", data=b'{"a": 1}', headers={**JSON, "X-Amzn-RequestId": "client-chosen-1"})
 
     assert (response.status_code, response.json) == (202, {"id": "client-chosen-1"})
     assert response.headers["x-amzn-RequestId"] == "client-chosen-1"
@@ -206,10 +208,16 @@ def test_a_body_that_is_not_utf8_is_400(api, moto_transport, dynamodb, content_t
     assert moto_transport.calls == [] and count(dynamodb) == 0
 
 
-def test_an_empty_body_is_validated_as_an_object_and_refused_by_the_template(api, dynamodb):
-    response = api.put("/requests", data=b"", headers=JSON)
+EMPTY_REQUEST = "request body is empty (no body, or {}); send a JSON object with at least one member"
 
-    assert (response.status_code, message(response)) == (400, "request body is empty; send a JSON object")
+
+@pytest.mark.parametrize("body", [b"", b"{}", b"{ }", b"\n{\n}\n"])
+def test_no_body_and_an_empty_object_are_one_empty_request_refused_with_400(body, api, dynamodb):
+    # API Gateway hands the template and the validator `{}` for an empty body (docs: APIGW-2,
+    # APIGW-15): the template refuses an object without members, so both are refused alike.
+    response = api.put("/requests", data=body, headers={**JSON, "Idempotency-Key": "k-empty"})
+
+    assert (response.status_code, message(response)) == (400, EMPTY_REQUEST)
     assert count(dynamodb) == 0
 
 
@@ -238,7 +246,7 @@ def test_a_401_kb_body_is_413_and_not_stored(api, dynamodb):
 
 @pytest.mark.parametrize("idempotency_key", ["", "k" * 101, "../x", "ключ", "a b"])
 def test_an_invalid_idempotency_key_is_400_and_not_stored(idempotency_key, api, dynamodb):
-    response = api.put("/requests", data=b"{}", headers={**JSON, "Idempotency-Key": idempotency_key})
+    response = api.put("/requests", data=b'{"a": 1}', headers={**JSON, "Idempotency-Key": idempotency_key})
 
     assert response.status_code == 400
     assert message(response) == "Idempotency-Key must be 1 to 100 characters of A-Z a-z 0-9 . _ : -"
@@ -253,7 +261,7 @@ def test_an_invalid_idempotency_key_is_400_and_not_stored(idempotency_key, api, 
     ((503, b"<html>unavailable</html>"), 503),
 ])
 def test_dynamodb_errors_map_to_the_documented_statuses(answer, status):
-    response = gateway(RecordingTransport(answer=answer)).put("/requests", data=b"{}", headers=JSON)
+    response = gateway(RecordingTransport(answer=answer)).put("/requests", data=b'{"a": 1}', headers=JSON)
 
     assert response.status_code == status
 
@@ -267,7 +275,7 @@ def closed_port() -> int:
 def test_a_refused_connection_is_503_integration_failure():
     transport = HttpTransport(f"http://127.0.0.1:{closed_port()}", REGION, timeout_seconds=2)
 
-    response = gateway(transport).put("/requests", data=b"{}", headers=JSON)
+    response = gateway(transport).put("/requests", data=b'{"a": 1}', headers=JSON)
 
     assert (response.status_code, message(response)) == (
         503, "storage unreachable; the request may or may not be stored: retry with the same Idempotency-Key")
@@ -279,14 +287,14 @@ def test_no_answer_in_time_is_504_integration_timeout():
         silent.listen(1)
         transport = HttpTransport(f"http://127.0.0.1:{silent.getsockname()[1]}", REGION, timeout_seconds=0.2)
 
-        response = gateway(transport).put("/requests", data=b"{}", headers=JSON)
+        response = gateway(transport).put("/requests", data=b'{"a": 1}', headers=JSON)
 
     assert response.status_code == 504
     assert message(response).startswith("storage timed out")
 
 
 def test_a_timing_out_transport_is_504():
-    assert gateway(TimingOutTransport()).put("/requests", data=b"{}", headers=JSON).status_code == 504
+    assert gateway(TimingOutTransport()).put("/requests", data=b'{"a": 1}', headers=JSON).status_code == 504
 
 
 def test_botocore_transport_answers_what_dynamodb_would_for_a_body_it_cannot_send(dynamodb):
@@ -303,7 +311,7 @@ def test_botocore_transport_maps_an_unreachable_endpoint_to_integration_failure(
     client = boto3.client("dynamodb", region_name=REGION, endpoint_url=f"http://127.0.0.1:{closed_port()}",
                           config=Config(retries={"total_max_attempts": 1}, connect_timeout=1))
 
-    response = gateway(BotocoreTransport(client)).put("/requests", data=b"{}", headers=JSON)
+    response = gateway(BotocoreTransport(client)).put("/requests", data=b'{"a": 1}', headers=JSON)
 
     assert response.status_code == 503
 
@@ -513,6 +521,91 @@ def test_response_override_status_is_honoured_only_as_an_int_in_range(override, 
     response = synthetic_client(template, RecordingTransport()).post("/things", data=b"{}", headers={"Origin": "o"})
 
     assert (response.status_code, response.headers["X-Echo"], response.get_data()) == (status, "o", b"ok")
+
+
+def test_a_response_override_in_the_request_template_sets_the_answer_without_a_response_template():
+    # recorded on AWS: status 444 and header foo: bar, body passed through (docs: APIGW-12)
+    template = synthetic_api({"requestTemplates": {"application/json": (
+        '#set($context.responseOverride.status = 444)#set($context.responseOverride.header.foo = "bar"){}')},
+        "responses": {"default": {"statusCode": "200"}}})
+
+    response = synthetic_client(template, RecordingTransport(answer=(200, b""))).post("/things", data=b"{}")
+
+    assert (response.status_code, response.headers["foo"], response.get_data()) == (444, "bar", b"")
+
+
+def test_an_override_header_replaces_a_response_parameter_of_the_same_name():
+    # AWS applies overrides after the standard mappings (docs: APIGW-12)
+    template = synthetic_api({"requestTemplates": {"application/json": "{}"}, "responses": {"default": {
+        "statusCode": "200", "responseParameters": {"method.response.header.X-Who": "'mapping'"},
+        "responseTemplates": {"application/json": '#set($context.responseOverride.header.X-Who = "override")'}}}})
+
+    response = synthetic_client(template, RecordingTransport()).post("/things", data=b"{}")
+
+    assert response.headers.getlist("X-Who") == ["override"]
+
+
+def test_an_override_written_twice_is_500_and_nothing_is_sent():
+    # "Overrides are final": a second write of the same override is a 5XX (docs: APIGW-12)
+    template = synthetic_api({"requestTemplates": {"application/json": (
+        "#set($context.responseOverride.status = 201)#set($context.responseOverride.status = 202)")},
+        "responses": DEFAULT_OK})
+    transport = RecordingTransport()
+
+    response = synthetic_client(template, transport).post("/things", data=b"{}")
+
+    assert (response.status_code, transport.calls) == (500, [])
+
+
+def test_context_has_awss_keys_in_awss_order_and_its_maps_print_as_nothing():
+    # $context.keySet() and $context.identity.keySet() as recorded on AWS (docs: APIGW-10)
+    template = synthetic_api({"requestTemplates": {"application/json": (
+        "#foreach($k in $context.keySet())$k=$context.get($k);#end|"
+        "#foreach($k in $context.identity.keySet())$k=$!context.identity.get($k);#end|"
+        "#foreach($k in $context.requestOverride.keySet())$k=$context.requestOverride.get($k);#end|"
+        "#foreach($k in $context.responseOverride.keySet())$k;#end")}, "responses": DEFAULT_OK})
+    transport = RecordingTransport()
+
+    synthetic_client(template, transport).post("/things", data=b"{}", headers={"User-Agent": "ua/1"})
+
+    keys, identity, request_override, response_override = transport.calls[0][1].decode().split("|")
+    assert [pair.split("=")[0] for pair in keys.split(";")[:-1]] == [
+        "resourceId", "resourcePath", "httpMethod", "extendedRequestId", "requestTime", "path", "accountId",
+        "protocol", "requestOverride", "stage", "domainPrefix", "requestTimeEpoch", "requestId", "identity",
+        "domainName", "deploymentId", "responseOverride", "apiId"]
+    assert "identity=;" in keys and "requestOverride=;" in keys and "responseOverride=;" in keys
+    assert re.search(r"resourceId=[0-9a-f]{6};", keys) and re.search(r"deploymentId=[0-9a-f]{6};", keys)
+    assert identity == ("cognitoIdentityPoolId=;accountId=;cognitoIdentityId=;caller=;sourceIp=127.0.0.1;"
+                        "principalOrgId=;accessKey=;cognitoAuthenticationType=;cognitoAuthenticationProvider=;"
+                        "userArn=;userAgent=ua/1;user=;")
+    assert (request_override, response_override) == ("path=;header=;querystring=;", "header;")
+
+
+def test_header_names_reach_the_template_as_the_client_spelled_them():
+    # recorded: $input.params('HeaderFoo') finds a header sent as HeaderFoo (docs: APIGW-9);
+    # werkzeug's environ would name it Headerfoo, so the server records the spelling
+    template = synthetic_api({"requestTemplates": {"application/json": (
+        "[$input.params('HeaderFoo')][$input.params('Headerfoo')]"
+        "#foreach($n in $input.params().header.keySet())#if($n.startsWith('X'))$n;#end#end")},
+        "responses": DEFAULT_OK})
+    transport = RecordingTransport()
+    api = infra.rest_api(template, infra.local_refs(template, region=REGION))
+    server = make_server(LocalApiGateway(api, transport, lambda request: pytest.fail("reached Chalice")), port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        connection.putrequest("POST", "/things")
+        for name, value in [("HeaderFoo", "BAR-Header"), ("X-MiXeD", "1"), ("Content-Length", "2")]:
+            connection.putheader(name, value)
+        connection.endheaders(b"{}")
+        status = connection.getresponse().status
+        connection.close()
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+    assert (status, transport.calls[0][1]) == (200, b"[BAR-Header][]X-MiXeD;")
 
 
 @pytest.mark.parametrize("accept, body, content_type", [

@@ -239,6 +239,7 @@ def test_serve_db_with_an_external_endpoint_creates_and_returns(moto: DbProcess,
                      "--table-name", "external", "--queue-name", "external-failures"]) == 0
     out = capsys.readouterr().out
     assert "TABLE_NAME=external" in out and "external-failures" in out
+    assert "FAILURE_DESTINATION=S3 storefirst-processor-failures" in out  # the destination infra/ names
     assert "external" in client("dynamodb", moto.endpoint_url, REGION).list_tables()["TableNames"]
 
 

@@ -150,6 +150,7 @@ def sized(total: int) -> bytes:
 
 
 NOT_OBJECT = "request body must be a JSON object"
+EMPTY = "request body is empty (no body, or {}); send a JSON object with at least one member"
 NOT_JSON = "Invalid JSON in request body"
 NOT_UTF8 = "Invalid UTF-8 in request body"
 TOO_LARGE = "request body too large: a stored request must fit in one 400 KB DynamoDB item"
@@ -163,13 +164,13 @@ DEEP = 10_000
 
 CASES: List[Case] = [
     # Bodies that are JSON objects: stored as sent.
-    Case("smallest object", 202, '"id"', body=b"{}"),
+    Case("smallest object with a member", 202, '"id"', body=b'{"":0}'),
     Case("object with whitespace around it", 202, '"id"', body=b' \t\r\n{"a": [1, 2]}\n\n '),
     Case("duplicate keys", 202, '"id"', body=b'{"a": 1, "a": 2}',
          note="valid JSON (RFC 8259 says names SHOULD be unique); stored as sent, the processor reads the last"),
     Case("every JSON escape", 202, '"id"', body=EVERY_ESCAPE),
     Case("apostrophes and backslash-quote", 202, '"id"', body=b'{"q": "it\'s \\\\\' \\\\\\\\\' \'\' \\\\"}',
-         note="the escapeJavaScript + replaceAll workaround (spec §0.3) keeps each one"),
+         note="the escapeJavaScript + replaceAll workaround (docs: APIGW-7) keeps each one"),
     Case("escaped NUL in a string", 202, '"id"', body=b'{"n": "a\\u0000b"}',
          note="the escape is stored as its six characters; DynamoDB never sees a NUL"),
     Case("lone high surrogate, escaped", 202, '"id"', body=b'{"s": "\\ud800"}',
@@ -187,7 +188,7 @@ CASES: List[Case] = [
     Case("nested 500 levels", 202, '"id"', body=b'{"a": ' * 500 + b"1" + b"}" * 500,
          note="under the 1,000 levels at which Jackson 2.15+ (and Python's parser) stop"),
     Case("no Content-Type header", 202, '"id"', content_type=None,
-         note="a missing Content-Type counts as application/json (spec §1)"),
+         note="a missing Content-Type counts as application/json (docs: APIGW-13)"),
     Case("Content-Type with charset=utf-8", 202, '"id"', content_type=b"application/json; charset=utf-8"),
     Case("Content-Type with charset=utf-8, no space", 202, '"id"', content_type=b"application/json;charset=utf-8"),
     Case("empty Content-Type header", 202, '"id"', content_type=b"",
@@ -202,8 +203,11 @@ CASES: List[Case] = [
     Case("number", 400, "instance type (integer) does not match", body=b"42"),
     Case("boolean", 400, "instance type (boolean) does not match", body=b"true"),
     Case("null", 400, "instance type (null) does not match", body=b"null"),
-    Case("empty body", 400, "request body is empty; send a JSON object", body=b"",
-         note="validated as {} (spec §3), then refused by the template's empty-key marker"),
+    # An empty request: no body is {} to the validator and the template (docs: APIGW-2, APIGW-15).
+    Case("empty body", 400, EMPTY, body=b"",
+         note="validated as {}, then refused by the template's empty-key marker, as {} is"),
+    Case("empty object", 400, EMPTY, body=b"{}"),
+    Case("empty object with whitespace inside and around", 400, EMPTY, body=b" { \r\n } "),
     Case("whitespace only", 400, NOT_JSON, body=b" \r\n\t "),
     Case("malformed", 400, NOT_JSON, body=b"{not json"),
     Case("trailing comma", 400, NOT_JSON, body=b'{"a": 1,}'),
@@ -226,7 +230,7 @@ CASES: List[Case] = [
     Case(f"objects nested {DEEP:,} levels", 400, NOT_JSON, body=b'{"a":' * DEEP + b"1" + b"}" * DEEP),
     # Not UTF-8 text: 400 (the validator cannot read it as JSON text).
     Case("invalid UTF-8 byte", 400, NOT_UTF8, body=b'{"a": "\xff"}',
-         note="LocalStack answers 500 (spec §1); AWS unverified"),
+         note="LocalStack answers 500 (docs: LOCAL-3); AWS unverified"),
     Case("overlong UTF-8", 400, NOT_UTF8, body=b'{"a": "\xc0\xaf"}'),
     Case("UTF-8-encoded surrogate (CESU-8)", 400, NOT_UTF8, body=b'{"a": "\xed\xa0\x80"}'),
     Case("truncated UTF-8 sequence", 400, NOT_UTF8, body=b'{"a": "\xe2\x82"}'),
@@ -249,7 +253,7 @@ CASES: List[Case] = [
     Case("application/octet-stream (a Chalice binary type)", 415, MEDIA, content_type=b"application/octet-stream"),
     Case("multipart", 415, MEDIA, content_type=b"multipart/form-data; boundary=x"),
     Case("charset=UTF-8 (upper case)", 415, MEDIA, content_type=b"application/json; charset=UTF-8",
-         note="exact template-key lookup (spec §1, as LocalStack; AWS unverified): only the two utf-8 "
+         note="exact template-key lookup, AWS unverified (docs: APIGW-13, LOCAL-3): only the two utf-8 "
               "spellings have templates"),
     Case("charset=latin-1", 415, MEDIA, content_type=b"application/json; charset=latin-1"),
     Case("APPLICATION/JSON", 415, MEDIA, content_type=b"APPLICATION/JSON",
@@ -369,7 +373,7 @@ def test_a_repeated_key_never_overwrites_even_with_a_hostile_body(stack):
 
 
 def test_a_forced_request_id_cannot_overwrite_another_request(stack):
-    # spec §0.1: a client can set $context.requestId through X-Amzn-RequestId.
+    # A client can set $context.requestId through X-Amzn-RequestId (docs: APIGW-1).
     victim = send(stack, "PUT", b"/requests", [(b"Content-Type", JSON)], b'{"order": "victim"}').json()["id"]
     before = count_items(stack)
 
@@ -395,7 +399,7 @@ _WHITESPACE = st.text(st.sampled_from(" \t\r\n"), max_size=3)
 def json_object_texts(draw: st.DrawFn) -> bytes:
     """A JSON object as some client might send it: escaped or raw UTF-8, compact or indented,
     `/` escaped or not, whitespace around it."""
-    value = draw(st.dictionaries(_STRINGS, _VALUES, max_size=6))
+    value = draw(st.dictionaries(_STRINGS, _VALUES, min_size=1, max_size=6))  # {} is an empty request
     ensure_ascii = draw(st.booleans())
     text = json.dumps(value, ensure_ascii=ensure_ascii, sort_keys=draw(st.booleans()),
                       indent=draw(st.sampled_from([None, 0, 2, "\t"])),

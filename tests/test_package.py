@@ -12,12 +12,10 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 
+from infra.merge_stage import write_stage_template
+from infra.precompile import add_bytecode, runtime_of
+from infra.translate import translate
 from tests.conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "infra"))
-from merge_stage import write_stage_template  # noqa: E402
-from precompile import add_bytecode, runtime_of  # noqa: E402
-from translate import translate  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -84,7 +82,8 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "dynamodb:ListStreams": {"Fn::Sub": "${RequestsTable.Arn}/stream/*"},
         "dynamodb:BatchGetItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
         "dynamodb:PartiQLUpdate": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
-        "sqs:SendMessage": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
+        "s3:PutObject": {"Fn::Sub": "${ProcessorFailureBucket.Arn}/aws/lambda/*"},
+        "s3:ListBucket": {"Fn::GetAtt": ["ProcessorFailureBucket", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${ProcessLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${ProcessLogGroup.Arn}:*"},
     }),
@@ -99,8 +98,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "sqs:ReceiveMessage": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
         "sqs:DeleteMessage": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
         "sqs:GetQueueAttributes": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
-        "dynamodb:GetShardIterator": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
-        "dynamodb:GetRecords": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
+        "s3:GetObject": {"Fn::Sub": "${ProcessorFailureBucket.Arn}/aws/lambda/*"},
         "dynamodb:PartiQLUpdate": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
@@ -129,7 +127,7 @@ def test_each_lambda_role_names_exact_actions_on_exact_resources(packaged, role_
 # No role grants a wildcard or a resource outside the stack, in any stage: tests/test_security.py.
 
 
-def test_the_stream_mapping_retries_partially_bisects_and_gives_up_into_the_queue(packaged):
+def test_the_stream_mapping_retries_partially_bisects_and_gives_up_into_the_bucket(packaged):
     [mapping] = [r for r in resources(packaged).values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
                  and r["Properties"]["FunctionName"] == {"Ref": "Process"}]
     properties = mapping["Properties"]
@@ -142,8 +140,9 @@ def test_the_stream_mapping_retries_partially_bisects_and_gives_up_into_the_queu
     assert 60 <= properties["MaximumRecordAgeInSeconds"] <= 604800
     assert properties["StartingPosition"] == "TRIM_HORIZON"
     assert properties["BatchSize"] == 100
+    # SAM drops its Type (docs: CHALICE-7): only the bucket reaches the mapping.
     assert properties["DestinationConfig"] == {
-        "OnFailure": {"Destination": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]}}}
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["ProcessorFailureBucket", "Arn"]}}}
     patterns = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
     assert patterns[0] == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}
     assert len(patterns) == 3  # plus retries and re-drives: tests/test_filter_criteria.py
@@ -157,6 +156,23 @@ def test_the_failure_queue_consumer_reports_partial_batch_failures(packaged):
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     queue = resources(packaged)["ProcessorFailureQueue"]["Properties"]
     assert queue["VisibilityTimeout"] >= 6 * resources(packaged)["HandleFailures"]["Properties"]["Timeout"]
+
+
+def test_each_failure_object_is_announced_on_the_queue_and_only_s3_may_send_there(packaged):
+    everything = resources(packaged)
+    bucket = everything["ProcessorFailureBucket"]
+    [notification] = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    [statement] = everything["ProcessorFailureQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+
+    assert notification["Queue"] == {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]}
+    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "aws/lambda/"}]
+    assert bucket["DependsOn"] == "ProcessorFailureQueuePolicy"  # S3 checks the policy when notifying is set up
+    assert (statement["Principal"], statement["Action"]) == ({"Service": "s3.amazonaws.com"}, "sqs:SendMessage")
+    # the policy names the bucket's own ARN, built from the same name the bucket is given
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {
+        "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", bucket["Properties"]["BucketName"]]]}
+    assert bucket["Properties"]["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] * 86400 == \
+        everything["ProcessorFailureQueue"]["Properties"]["MessageRetentionPeriod"]
 
 
 def test_the_reconciler_runs_on_a_schedule(packaged):
@@ -216,7 +232,7 @@ def test_the_put_route_is_a_direct_dynamodb_integration(packaged):
     assert body["x-amazon-apigateway-request-validators"]["body-only"]["validateRequestBody"] is True
     declared = set(put["responses"])
     selected = {r["statusCode"] for r in integration["responses"].values()}
-    assert selected <= declared  # a selected status without a method response is a 500 (spec §2)
+    assert selected <= declared  # a selected status without a method response is a 500 (docs: APIGW-17)
     assert {"202", "400", "409", "413", "415", "429", "500", "503"} <= declared
     # The Chalice route is still there beside it.
     assert "get" in body["paths"]["/requests/{request_id}"]

@@ -1,7 +1,8 @@
 """The runner against moto in-process: real boto3 clients, the project's template and Chalice app.
 
 moto's stream records have eventVersion 1.0, region us-east-1, sub-second timestamps and no-op
-MODIFY records (esm §7); the events the handler sees must not.
+MODIFY records (docs: LOCAL-1); the events the handler sees must not. A batch given up on lands
+in the failure bucket infra/ names, records included (docs: ESM-7).
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import boto3
+import yaml
 
+from devserver.db_destinations import FailureNames, ensure_failure_destination
 from devserver.stream import FileCheckpointStore, build_runner
 from devserver.testing.streams import FakeClock, RecordingHandler, run_until_idle
 from tests.conftest import TABLE, TEMPLATE
@@ -39,8 +42,9 @@ def make(tmp_path: Path, handler: RecordingHandler, clock: FakeClock) -> Any:
 
 
 def test_events_and_failure_records_through_moto(dynamodb: Any, tmp_path: Path) -> None:
-    sqs = boto3.client("sqs", region_name="eu-central-1")
-    queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
+    sqs, s3 = boto3.client("sqs", region_name="eu-central-1"), boto3.client("s3", region_name="eu-central-1")
+    ensure_failure_destination(yaml.safe_load(TEMPLATE.read_text()), FailureNames(queue=QUEUE), sqs=sqs,
+                               sns=boto3.client("sns", region_name="eu-central-1"), s3=s3, region="eu-central-1")
     stream_arn = dynamodb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
 
     dynamodb.put_item(TableName=TABLE, Item=pending("a"))
@@ -67,9 +71,10 @@ def test_events_and_failure_records_through_moto(dynamodb: Any, tmp_path: Path) 
     c = [r for r in records if r["dynamodb"]["Keys"]["id"]["S"] == "c"][-1]  # first delivered with the poison
     assert base64.b64decode(c["dynamodb"]["NewImage"]["payload"]["B"]) == b"foobar"
 
-    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
-    assert len(messages) == 1
-    body = json.loads(messages[0]["Body"])
+    [stored] = s3.list_objects_v2(Bucket=FailureNames().bucket)["Contents"]
+    body = json.loads(s3.get_object(Bucket=FailureNames().bucket, Key=stored["Key"])["Body"].read())
+    assert stored["Key"].startswith("aws/lambda/")
+    assert [r["dynamodb"]["Keys"]["id"]["S"] for r in body.pop("payload")["Records"]] == ["poison"]
     assert body["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert body["requestContext"]["functionArn"] == (
         "arn:aws:lambda:eu-central-1:123456789012:function:storefirst-dev-process")

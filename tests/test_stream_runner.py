@@ -1,4 +1,4 @@
-"""Retry, checkpoint and batching semantics of the local ESM (esm §3, §4), against FakeStreams."""
+"""Retry, checkpoint and batching semantics of the local ESM (docs: ESM-5, ESM-6, ESM-14), against FakeStreams."""
 from __future__ import annotations
 
 import itertools
@@ -70,7 +70,7 @@ def raise_for(*keys: str) -> Callable[[List[Dict[str, Any]]], None]:
     return respond
 
 
-# --- full success (esm §3: null, {}, [], empty or null list) ---------------------------------
+# --- full success: null, {}, [], empty or null list (docs: ESM-6) ----------------------------
 
 @pytest.mark.parametrize("response", [
     None, {}, [], "", {"batchItemFailures": []}, {"batchItemFailures": None}, {"unrelated": 1},
@@ -85,7 +85,7 @@ def test_success_shapes_commit_the_whole_batch(response: Any) -> None:
     assert r.runner.status()["counters"]["retries"] == 0
 
 
-# --- whole-batch failure from a malformed response (esm §3) ----------------------------------
+# --- whole-batch failure from a malformed response (docs: ESM-6) -----------------------------
 
 MALFORMED: Dict[str, Callable[[List[str]], Any]] = {
     "empty id": lambda s: {"batchItemFailures": [{"itemIdentifier": ""}]},
@@ -125,7 +125,7 @@ def test_without_report_batch_item_failures_the_response_is_ignored() -> None:
     assert r.handler.batches == [seqs] and r.checkpoint == seqs[-1]
 
 
-# --- partial failure: lowest id is the checkpoint (esm §3) ------------------------------------
+# --- partial failure: lowest id is the checkpoint (docs: ESM-6) -------------------------------
 
 def test_partial_failure_retries_from_the_lowest_reported_record() -> None:
     calls: List[int] = []
@@ -175,7 +175,7 @@ def test_partial_failure_counts_as_an_attempt() -> None:
     assert r.checkpoint == seqs[2]
 
 
-# --- function errors, bisect, exhaustion (esm §2, §3) -----------------------------------------
+# --- function errors, bisect, exhaustion (docs: ESM-5, ESM-6, ESM-8) --------------------------
 
 def test_retry_exhaustion_sends_the_aws_shaped_failure_record_and_moves_on() -> None:
     r = rig(raise_for("r1"), batch_size=2)
@@ -282,7 +282,7 @@ def test_failure_record_send_error_keeps_the_batch_until_sent() -> None:
             self.failures = 1
             self.messages: List[Dict[str, Any]] = []
 
-        def send(self, message: Dict[str, Any]) -> None:
+        def send(self, message: Dict[str, Any], records: Any) -> None:
             if self.failures:
                 self.failures -= 1
                 raise ConnectionError("queue down")
@@ -298,7 +298,7 @@ def test_failure_record_send_error_keeps_the_batch_until_sent() -> None:
     assert len(r.handler.batches) == 1  # the send is retried, not the invocation
 
 
-# --- filtering (esm §4) ---------------------------------------------------------------------
+# --- filtering (docs: ESM-14) ----------------------------------------------------------------
 
 def test_filtered_out_records_advance_the_checkpoint_without_invoking() -> None:
     r = rig(filters=(PENDING_INSERTS,))
@@ -331,7 +331,7 @@ def test_noop_modify_from_moto_is_consumed_without_delivery() -> None:
     assert r.runner.status()["counters"]["records_skipped_noop"] == 1
 
 
-# --- batching (esm §2) ----------------------------------------------------------------------
+# --- batching (docs: ESM-11) -----------------------------------------------------------------
 
 def test_window_zero_invokes_as_soon_as_records_exist() -> None:
     r = rig(batch_size=100)

@@ -1,4 +1,5 @@
-"""ESM settings: read from infra/template.yaml + the Chalice decorator, validated like the Lambda API (esm §2, §4)."""
+"""ESM settings: read from infra/template.yaml + the Chalice decorator, validated like the Lambda API
+(docs: ESM-3, ESM-7, ESM-12)."""
 from __future__ import annotations
 
 import copy
@@ -13,6 +14,7 @@ from chalice.app import DynamoDBEventConfig
 from devserver.stream.settings import (
     DecoratorValues,
     EsmSettings,
+    OnFailure,
     SettingsError,
     cfn_name,
     decorator_values,
@@ -49,7 +51,7 @@ def test_the_project_template_and_app() -> None:
     assert settings.bisect_on_error is True
     assert settings.max_retry_attempts == 10
     assert settings.max_record_age_s == 3600
-    assert settings.on_failure_queue == "ProcessorFailureQueue"
+    assert settings.on_failure is not None and settings.on_failure.logical
     assert len(settings.filters) == 3  # which records they admit: tests/test_filter_criteria.py
     assert settings.filters[0].matches({"eventName": "INSERT", "dynamodb": {"NewImage": {"status": {"S": "PENDING"}}}})
 
@@ -65,7 +67,7 @@ def test_decorator_values_come_from_app_event_sources() -> None:
     values = decorator_values(app)
     assert values == DecoratorValues(name="handle", batch_size=7, starting_position="LATEST",
                                      maximum_batching_window_in_seconds=3)
-    settings = parse_settings({"Resources": {}}, values)  # no template properties: Lambda's defaults (esm §2)
+    settings = parse_settings({"Resources": {}}, values)  # no template properties: Lambda's defaults (docs: ESM-3)
     assert settings == EsmSettings(batch_size=7, batching_window_s=3, starting_position="LATEST",
                                    function_name="handle")
 
@@ -107,7 +109,18 @@ def test_cfn_names_follow_chalice() -> None:
     ({"FilterCriteria": {"Filters": [{"Pattern": '{"a": [' + '"x",' * 1400 + '"x"]}'}]}}, "4096"),
     ({"FilterCriteria": {"Filters": [{"Pattern": "{}"}] * 21}}, "at most 20"),
     ({"TumblingWindowInSeconds": 60}, "TumblingWindowInSeconds"),
-    ({"DestinationConfig": {"OnFailure": {"Type": "S3", "Destination": "arn:aws:s3:::b"}}}, "SQS only"),
+    ({"DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": "arn:aws:s3:::b"}}}, "does not match"),
+    ({"DestinationConfig": {"OnFailure": {"Type": "Kafka", "Destination": "arn:aws:sqs:eu-central-1:1:q"}}},
+     "does not match"),
+    ({"DestinationConfig": {"OnFailure": {"Destination": "arn:aws:kafka:eu-central-1:1:cluster/c/1"}}},
+     "not an SQS queue, SNS topic or S3 bucket"),
+    ({"DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["AlarmTopicMissing", "Arn"]}}}},
+     "missing resource"),
+    ({"DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["RequestsTable", "Arn"]}}}},
+     "AWS::DynamoDB::Table, not a queue"),
+    ({"DestinationConfig": {"OnFailure": {"Destination": {"Fn::Sub": "arn:aws:sqs:${AWS::Region}:1:q"}}}},
+     "must be an ARN, Fn::GetAtt or Ref"),
+    ({"DestinationConfig": {"OnFailure": "arn:aws:sqs:eu-central-1:1:q"}}, "OnFailure must be a mapping"),
 ])
 def test_values_aws_would_reject(props: Dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
@@ -121,9 +134,18 @@ def test_values_aws_would_reject(props: Dict[str, Any], message: str) -> None:
     ({"MaximumRetryAttempts": "3"}, "max_retry_attempts", 3),  # CloudFormation coerces numeric strings
     ({"FunctionResponseTypes": None}, "report_batch_item_failures", False),
     ({"FilterCriteria": None}, "filters", ()),
-    ({"DestinationConfig": {"OnFailure": {"Destination": "arn:aws:sqs:eu-central-1:1:dlq"}}},
-     "on_failure_queue", "dlq"),
-    ({"DestinationConfig": None}, "on_failure_queue", None),
+    ({"DestinationConfig": {"OnFailure": {"Destination": "arn:aws:sqs:eu-central-1:1:dlq"}}}, "on_failure",
+     OnFailure("SQS", "dlq", logical=False)),
+    ({"DestinationConfig": {"OnFailure": {"Type": "SNS", "Destination": "arn:aws:sns:eu-central-1:1:alerts"}}},
+     "on_failure", OnFailure("SNS", "alerts", logical=False)),
+    ({"DestinationConfig": {"OnFailure": {"Type": "S3", "Destination": "arn:aws:s3:::failed-batches"}}},
+     "on_failure", OnFailure("S3", "failed-batches", logical=False)),
+    ({"DestinationConfig": {"OnFailure": {"Destination": {"Ref": "AlarmTopic"}}}}, "on_failure",
+     OnFailure("SNS", "AlarmTopic", logical=True)),
+    ({"DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": "ProcessorFailureQueue.Arn"}}}},
+     "on_failure", OnFailure("SQS", "ProcessorFailureQueue", logical=True)),
+    ({"DestinationConfig": None}, "on_failure", None),
+    ({"DestinationConfig": {"OnFailure": {}}}, "on_failure", None),
 ])
 def test_values_aws_accepts(props: Dict[str, Any], field: str, expected: Any) -> None:
     assert getattr(parse_settings(with_props(**props), DECORATOR), field) == expected
@@ -134,3 +156,11 @@ def test_settings_are_frozen_and_hashable() -> None:
     with pytest.raises(AttributeError):
         settings.batch_size = 1  # type: ignore[misc]  # assigning to a frozen field is what this test checks
     assert hash(settings) == hash(parse_settings(TEMPLATE, DECORATOR))
+
+
+def test_a_bucket_in_the_template_is_an_s3_destination() -> None:
+    template = with_props(DestinationConfig={"OnFailure": {"Type": "S3", "Destination": {
+        "Fn::GetAtt": ["FailedBatches", "Arn"]}}})
+    template["Resources"]["FailedBatches"] = {"Type": "AWS::S3::Bucket"}
+
+    assert parse_settings(template, DECORATOR).on_failure == OnFailure("S3", "FailedBatches", logical=True)

@@ -1,4 +1,7 @@
-"""devserver.vtl renders mapping templates as API Gateway's Velocity does (spec §1, §9)."""
+"""devserver.vtl renders mapping templates as API Gateway's Velocity does (docs/api-gateway.md, APIGW-2 to APIGW-12).
+
+Where a case states what AWS recorded, the fact's entry in docs/api-gateway.md names the
+recording; tests/test_conformance_apigw.py replays those recordings whole."""
 from __future__ import annotations
 
 import json
@@ -6,20 +9,24 @@ from typing import Any, Mapping, Optional
 
 import pytest
 
-from devserver.vtl import BodyNotJson, Rendered, VtlError, render
+from devserver.vtl import BodyNotJson, Overrides, Rendered, VtlError, render
 from devserver.vtl_util import escape_javascript, url_decode, url_encode
+
+pytestmark = pytest.mark.unit
 
 
 def run(template: str, body: str = "", params: Optional[Mapping[str, Mapping[str, str]]] = None,
-        context: Optional[Mapping[str, Any]] = None, stage_variables: Optional[Mapping[str, str]] = None) -> Rendered:
-    return render(template, body=body, params=params or {}, context=context or {}, stage_variables=stage_variables)
+        context: Optional[Mapping[str, Any]] = None, stage_variables: Optional[Mapping[str, str]] = None,
+        overrides: Optional[Overrides] = None) -> Rendered:
+    return render(template, body=body, params=params or {}, context=context or {}, stage_variables=stage_variables,
+                  overrides=overrides)
 
 
 def out(template: str, **kwargs: Any) -> str:
     return run(template, **kwargs).output
 
 
-# --- $util.escapeJavaScript: Commons Lang 2 rules (spec §9) --------------------------------------
+# --- $util.escapeJavaScript: Commons Lang 2 rules (docs: APIGW-7) ----------------------------------
 
 def test_escape_javascript_matches_the_spec_measurement_exactly():
     body = 'He said "hi" & it\'s C:\\temp\\x\nline2 café 😀 a/b'
@@ -197,14 +204,57 @@ def test_input_body_is_the_raw_text():
     assert out("$input.body", body="not json at all") == "not json at all"
 
 
+def test_an_empty_body_is_the_empty_object():
+    # AWS renders `{}` for an empty payload, also through urlEncode (docs: APIGW-2)
+    assert out("$input.body|$util.urlEncode($input.body)|$input.path('$').isEmpty()", body="") == "{}|%7B%7D|true"
+
+
+@pytest.mark.parametrize("condition, expected", [
+    ("$input.path('$.missing') == ''", True),       # recorded: isEmptyString "true" (docs: APIGW-5)
+    ("$input.path('$.missing') == $null", True),    # recorded: isNull "true"
+    ("'' == $input.path('$.missing')", True),
+    ("$input.path('$.missing') != ''", False),
+    ("$input.path('$.nothing') == ''", True),       # a JSON null, as recorded for {"listValue": null}
+    ("$input.path('$.list') == ''", False),         # an empty list: recorded isEmptyString "false"
+    ("$input.path('$.list') == $null", False),
+    ("$input.params('X-Missing') == ''", True),     # a header that was not sent
+    ("$input.path('$.missing') == 'x'", False),
+    ("$input.path('$.missing') == 0", False),
+])
+def test_a_null_equals_the_empty_string_and_nothing_else(condition, expected):
+    body = '{"nothing": null, "list": []}'
+
+    assert out(f"#if({condition})yes#{{else}}no#end", body=body) == ("yes" if expected else "no")
+
+
+@pytest.mark.parametrize("body, template, printed", [
+    ('{"foo": "bar"}', "$input.path('$')", "{foo=bar}"),
+    ('[{"foo": "bar"}]', "$input.path('$')", '[{"foo":"bar"}]'),
+    ('{"foo": [{"nested": "bar"}]}', "$input.path('$')", '{foo=[{"nested":"bar"}]}'),
+    ('[[{"foo": "bar"}]]', "$input.path('$')[0]", '[{"foo":"bar"}]'),
+    ('{"foo": "bar"}', "$input.path('$').toString()", "{foo=bar}"),
+    ('{"list": [{"foo": "bar"}]}', "$input.path('$').toString()", '{list=[{"foo":"bar"}]}'),
+    ('{"a": [1, 2.5, true, null, "x"]}', "$input.path('$.a')", '[1,2.5,true,null,"x"]'),
+    ('{"a": [1]}', "$util.parseJson($input.body).a", "[1]"),
+])
+def test_lists_from_json_print_as_json_and_maps_as_java_does(body, template, printed):
+    # recorded on AWS (docs: APIGW-4); a list written in the template stays Java's [a, b]
+    assert out(template, body=body) == printed
+
+
+def test_a_list_literal_still_prints_as_java_does():
+    assert out('#set($l = ["x", 1])$l $l.toString()') == "[x, 1] [x, 1]"
+
+
 def test_input_json_gives_json_text_and_path_a_native_object():
     body = '{"a": {"b": [1, "x"]}, "s": "q\\"uote"}'
 
     assert out("$input.json('$.a')", body=body) == '{"b":[1,"x"]}'
     assert out("$input.json('$.s')", body=body) == '"q\\"uote"'
     assert out("$input.json('$.none') [$input.json('$.missing')]", body='{"none": null}') == "null []"
+    # a list from the body prints as JSON, also inside a map (docs: APIGW-4)
     assert out("$input.path('$.a').size() $input.path('$.a.b').get(1) $input.path('$.a')", body=body) == (
-        "1 x {b=[1, x]}"
+        '1 x {b=[1,"x"]}'
     )
 
 
@@ -258,6 +308,11 @@ def test_url_encoding_is_java_urlencoder():
     assert out("$util.urlDecode('a+b%7E%C3%A9')") == "a b~é"
 
 
+def test_url_encoding_a_null_renders_nothing():
+    # recorded on AWS: `EncodedBodyAccess=` for $util.urlEncode($input.body.testAccess) (docs: APIGW-8)
+    assert out("EncodedBodyAccess=$util.urlEncode($input.body.testAccess)", body='{"a": 1}') == "EncodedBodyAccess="
+
+
 def test_url_decode_rejects_a_malformed_escape():
     with pytest.raises(ValueError):
         url_decode("100%")
@@ -265,7 +320,58 @@ def test_url_decode_rejects_a_malformed_escape():
         out("$util.urlDecode('%zz')")
 
 
-# --- $context.responseOverride and purity --------------------------------------------------------
+# --- $context: printing, overrides, purity (docs: APIGW-10, APIGW-12) -----------------------------
+
+def test_maps_inside_context_print_as_nothing_but_can_be_walked():
+    context = {"requestId": "r", "identity": {"sourceIp": "10.0.0.1", "user": None}}
+
+    rendered = out("[$context.identity][$context.requestOverride][$context.requestOverride.header]"
+                   "#foreach($k in $context.identity.keySet()) $k=$!context.identity.get($k)#end", context=context)
+
+    assert rendered == "[][][] sourceIp=10.0.0.1 user="
+
+
+def test_request_override_maps_take_assignments_of_every_spelling():
+    # the recorded test_integration_mock_with_vtl_map_assignation, request then response template
+    overrides = Overrides()
+    run('#set($paramName = "foo")#set($context.requestOverride.querystring[$paramName] = "bar")'
+        '#set($paramPutName = "putfoo")$context.requestOverride.querystring.put($paramPutName, "putBar")'
+        '#set($context["requestOverride"].querystring["nestedfoo"] = "nestedFoo")'
+        '#set($context.requestOverride.header.X-Trace = "t")', overrides=overrides)
+
+    rendered = out('$context.requestOverride.querystring["foo"] $context.requestOverride.querystring["putfoo"] '
+                   '$context.requestOverride.querystring["nestedfoo"] $context.requestOverride.header.X-Trace',
+                   overrides=overrides)
+
+    assert rendered == "bar putBar nestedFoo t"
+
+
+def test_a_response_override_set_by_the_request_template_reaches_the_response_template():
+    # recorded: statusOverride "444", fooHeader "bar", custom "is also passed around" (docs: APIGW-12)
+    overrides = Overrides()
+    run('#set($context.responseOverride.status = 444)#set($context.responseOverride.header.foo = "bar")'
+        '#set($context.responseOverride.custom = "is also passed around")', overrides=overrides)
+
+    rendered = run("$context.responseOverride.status $context.responseOverride.header.foo "
+                   "$context.responseOverride.custom", overrides=overrides)
+
+    assert rendered == Rendered("444 bar is also passed around", 444, {"foo": "bar"})
+
+
+@pytest.mark.parametrize("second", [
+    "#set($context.responseOverride.status = 500)",
+    '#set($context.responseOverride.header.foo = "again")',
+    '$context.requestOverride.header.put("X", "again")',
+])
+def test_an_override_written_twice_fails_the_template(second):
+    # "Overrides are final": AWS answers 5XX (docs: APIGW-12)
+    overrides = Overrides()
+    run('#set($context.responseOverride.status = 409)#set($context.responseOverride.header.foo = "bar")'
+        '#set($context.requestOverride.header.X = "x")', overrides=overrides)
+
+    with pytest.raises(VtlError, match="overrides are final"):
+        run(second, overrides=overrides)
+
 
 def test_response_override_status_and_headers_are_read_back():
     rendered = run('#set($context.responseOverride.status = 409)'
@@ -294,3 +400,20 @@ def test_stage_variables_are_available():
 def test_an_invalid_jsonpath_fails_the_template():
     with pytest.raises(VtlError):
         out("$input.path('$[')", body="{}")
+
+
+def test_a_body_nested_as_deep_as_aws_parses_it_reaches_the_template():
+    """AWS's parser takes 1,000 levels; converting them must not hit Python's recursion limit."""
+    from devserver.vtl_java import JavaMap, JsonList, from_json
+
+    nested: Any = 1
+    for level in range(998):
+        nested = {"a": nested} if level % 2 else [nested]
+
+    converted = from_json(nested)
+
+    depth = 0
+    while isinstance(converted, (JavaMap, JsonList)):
+        converted = converted["a"] if isinstance(converted, JavaMap) else converted[0]
+        depth += 1
+    assert (depth, converted) == (998, 1)

@@ -265,7 +265,7 @@ class StreamRunner(StreamReading):
                 condition=condition, invoke_count=batch.invocations, function_error=batch.function_error,
                 now=self._clock())
             try:
-                self._destination.send(message)
+                self._destination.send(message, records)  # S3 keeps the records themselves (docs: ESM-7)
             except Exception as exc:
                 batch.not_before = self._clock() + self._backoff_cap
                 log.error("shard %s: could not send the failure record (%s); retrying", shard.shard_id, exc)

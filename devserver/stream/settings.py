@@ -2,7 +2,7 @@
 
 `chalice package --merge-template infra/template.yaml` deep-merges the template over Chalice's own
 SAM output, so a property set in the template wins over the decorator's value; the parser applies
-the same precedence. Values are validated with the ranges the Lambda API enforces (esm §2), so a
+the same precedence. Values are validated with the ranges the Lambda API enforces (docs: ESM-3), so a
 setting that AWS would reject at deploy time fails here too, instead of silently behaving
 differently on the laptop.
 """
@@ -17,10 +17,13 @@ from .filters import FilterPattern, PatternError
 log = logging.getLogger(__name__)
 
 REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
-STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")  # AT_TIMESTAMP is Kinesis/MSK only (esm §2)
-MAX_PATTERN_CHARS = 4096  # esm §4 [LFAPI]
-MAX_FILTERS = 20  # CloudFormation's array limit; the service quota is 5, raisable to 10 (esm §4)
+STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")  # AT_TIMESTAMP is Kinesis/MSK only (docs: ESM-3)
+MAX_PATTERN_CHARS = 4096  # (docs: ESM-12)
+MAX_FILTERS = 20  # CloudFormation's array limit; the service quota is 5, raisable to 10 (docs: ESM-12)
 DEFAULT_FILTER_QUOTA = 5
+# The destinations a DynamoDB stream mapping takes (docs: ESM-7), by ARN service and resource type.
+DESTINATION_KINDS = {"sqs": "SQS", "sns": "SNS", "s3": "S3"}
+RESOURCE_KINDS = {"AWS::SQS::Queue": "SQS", "AWS::SNS::Topic": "SNS", "AWS::S3::Bucket": "S3"}
 
 
 class SettingsError(ValueError):
@@ -28,8 +31,20 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class OnFailure:
+    """Where Lambda sends the record of a batch it gives up on (docs: ESM-7)."""
+
+    kind: str  # "SQS", "SNS" or "S3"
+    name: str  # the template's logical id, or the resource name an ARN carries
+    logical: bool  # name is a logical id of the template (the local stack names the resource)
+
+    def __str__(self) -> str:
+        return "%s %s" % (self.kind, self.name)
+
+
+@dataclass(frozen=True)
 class EsmSettings:
-    """One DynamoDB event source mapping, already validated. Defaults are Lambda's (esm §2)."""
+    """One DynamoDB event source mapping, already validated. Defaults are Lambda's (docs: ESM-3)."""
 
     batch_size: int = 100
     batching_window_s: float = 0
@@ -38,7 +53,7 @@ class EsmSettings:
     bisect_on_error: bool = False
     max_retry_attempts: int = -1  # -1: until the record expires
     max_record_age_s: int = -1  # -1: no limit besides the stream's 24 h retention
-    on_failure_queue: Optional[str] = None  # logical id, queue name or ARN, as the template names it
+    on_failure: Optional[OnFailure] = None
     filters: Tuple[FilterPattern, ...] = ()
     enabled: bool = True
     function_name: str = "process"  # Chalice's name for the handler, e.g. "process"
@@ -46,7 +61,7 @@ class EsmSettings:
 
 @dataclass(frozen=True)
 class DecoratorValues:
-    """What `@app.on_dynamodb_record(...)` contributes (Chalice exposes only these, esm §2)."""
+    """What `@app.on_dynamodb_record(...)` contributes (Chalice exposes only these, docs: CHALICE-2)."""
 
     name: str
     batch_size: int = 100
@@ -121,7 +136,7 @@ def parse_settings(
                             % (REPORT_BATCH_ITEM_FAILURES, types))
     factor = _int(props.get("ParallelizationFactor", 1), "ParallelizationFactor", 1, 10)
     if factor > 1:
-        # Per-key order is what AWS promises with a factor > 1 (esm §3); one lane keeps a stricter order.
+        # Per-key order is what AWS promises with a factor > 1 (docs: ESM-9); one lane keeps a stricter order.
         log.warning("ParallelizationFactor %d: the local runner processes each shard in one lane", factor)
     tumbling = _int(props.get("TumblingWindowInSeconds", 0), "TumblingWindowInSeconds", 0, 900)
     if tumbling:
@@ -134,7 +149,7 @@ def parse_settings(
         bisect_on_error=bisect,
         max_retry_attempts=retries,
         max_record_age_s=max_age,
-        on_failure_queue=_on_failure(props.get("DestinationConfig")),
+        on_failure=parse_on_failure(props.get("DestinationConfig"), template.get("Resources") or {}),
         filters=parse_filter_criteria(props.get("FilterCriteria")),
         enabled=enabled,
         function_name=decorator.name,
@@ -149,7 +164,7 @@ def settings_from_template(
 
 
 def parse_filter_criteria(criteria: Any) -> Tuple[FilterPattern, ...]:
-    """`{"Filters": [{"Pattern": "<json>"}]}` -> parsed patterns (esm §4: OR-ed, each <= 4096 chars)."""
+    """`{"Filters": [{"Pattern": "<json>"}]}` -> parsed patterns (OR-ed, each <= 4096 chars, docs: ESM-12)."""
     if criteria is None:
         return ()
     if not isinstance(criteria, Mapping) or not isinstance(criteria.get("Filters", []), list):
@@ -158,7 +173,7 @@ def parse_filter_criteria(criteria: Any) -> Tuple[FilterPattern, ...]:
     if len(entries) > MAX_FILTERS:
         raise SettingsError("FilterCriteria allows at most %d filters, got %d" % (MAX_FILTERS, len(entries)))
     if len(entries) > DEFAULT_FILTER_QUOTA:
-        log.warning("%d filters exceed Lambda's default quota of %d per mapping (esm §4)",
+        log.warning("%d filters exceed Lambda's default quota of %d per mapping (docs: ESM-12)",
                     len(entries), DEFAULT_FILTER_QUOTA)
     patterns = []
     for i, entry in enumerate(entries):
@@ -174,24 +189,57 @@ def parse_filter_criteria(criteria: Any) -> Tuple[FilterPattern, ...]:
     return tuple(patterns)
 
 
-def _on_failure(config: Any) -> Optional[str]:
+def parse_on_failure(config: Any, resources: Mapping[str, Any]) -> Optional[OnFailure]:
+    """`DestinationConfig` -> the destination, from an ARN or an `Fn::GetAtt`/`Ref` to a template
+    resource. SAM's `Type` (docs: CHALICE-7) must agree with what the destination is: SAM would
+    otherwise grant the function the wrong permission."""
     if config is None:
         return None
-    on_failure = (config or {}).get("OnFailure") if isinstance(config, Mapping) else None
+    if not isinstance(config, Mapping):
+        raise SettingsError("DestinationConfig must be a mapping, got %r" % (config,))
+    on_failure = config.get("OnFailure")
     if not on_failure:
         return None
-    dest_type = on_failure.get("Type", "SQS")
-    dest = on_failure.get("Destination")
-    if dest_type != "SQS" and not (isinstance(dest, str) and dest.startswith("arn:aws:sqs:")):
-        raise SettingsError("OnFailure destination type %r is not supported locally (SQS only)" % dest_type)
-    # Fn::GetAtt [Queue, Arn] names a template resource; the local stack creates the queue from it.
-    if isinstance(dest, Mapping) and "Fn::GetAtt" in dest:
-        return str(dest["Fn::GetAtt"][0])
-    if isinstance(dest, Mapping) and "Ref" in dest:
-        return str(dest["Ref"])
-    if isinstance(dest, str) and dest:
-        return dest.rsplit(":", 1)[-1]  # queue ARN -> queue name
-    raise SettingsError("OnFailure.Destination must be a queue ARN or Fn::GetAtt, got %r" % (dest,))
+    if not isinstance(on_failure, Mapping):
+        raise SettingsError("DestinationConfig.OnFailure must be a mapping, got %r" % (on_failure,))
+    found = _destination(on_failure.get("Destination"), resources)
+    sam_type = on_failure.get("Type")
+    if sam_type is not None and sam_type != found.kind:
+        raise SettingsError("OnFailure Type %r does not match its Destination, an %s (%s); a DynamoDB stream "
+                            "mapping takes SQS, SNS or S3" % (sam_type, found.kind, found.name))
+    return found
+
+
+def _destination(dest: Any, resources: Mapping[str, Any]) -> OnFailure:
+    if isinstance(dest, str) and dest.startswith("arn:"):
+        parts = dest.split(":")
+        kind = DESTINATION_KINDS.get(parts[2]) if len(parts) >= 6 else None
+        if kind is None:
+            raise SettingsError("OnFailure.Destination %r is not an SQS queue, SNS topic or S3 bucket ARN" % dest)
+        return OnFailure(kind, parts[-1], logical=False)  # queue name, topic name, bucket name
+    logical = _referenced(dest)
+    if logical is not None:
+        resource_type = (resources.get(logical) or {}).get("Type")
+        kind = RESOURCE_KINDS.get(resource_type or "")
+        if kind is None:
+            raise SettingsError("OnFailure.Destination refers to %s, a %s, not a queue, topic or bucket of "
+                                "this template" % (logical, resource_type or "missing resource"))
+        return OnFailure(kind, logical, logical=True)
+    raise SettingsError("OnFailure.Destination must be an ARN, Fn::GetAtt or Ref, got %r" % (dest,))
+
+
+def _referenced(dest: Any) -> Optional[str]:
+    """The logical id an `Fn::GetAtt` (list or dotted form) or a `Ref` names, else None."""
+    if not (isinstance(dest, Mapping) and len(dest) == 1):
+        return None
+    (function, argument), = dest.items()
+    if function == "Ref" and isinstance(argument, str):
+        return argument
+    if function == "Fn::GetAtt" and isinstance(argument, list) and argument and isinstance(argument[0], str):
+        return argument[0]
+    if function == "Fn::GetAtt" and isinstance(argument, str):
+        return argument.split(".")[0]
+    return None
 
 
 def _int(value: Any, name: str, low: int, high: int) -> int:

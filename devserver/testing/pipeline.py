@@ -30,7 +30,6 @@ from typing import Any, Callable, Dict, Mapping, Optional
 from devserver.local_config import DEFAULT_REGION, PROJECT_DIR
 
 TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
-QUEUE = "storefirst-processor-failures"
 _MAX_STEPS = 10_000
 
 
@@ -106,7 +105,8 @@ class LocalPipeline:
         from devserver import moto_partiql
         from devserver.apigw import make_app
         from devserver.apigw_transport import BotocoreTransport
-        from devserver.db_schema import ensure_queue, ensure_table, queue_attributes
+        from devserver.db_destinations import FailureNames, ensure_failure_destination
+        from devserver.db_schema import DEFAULT_QUEUE, ensure_queue, ensure_table, queue_attributes
         from devserver.stream import build_runner
 
         self._set_env({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -125,7 +125,9 @@ class LocalPipeline:
         dynamodb = boto3.client("dynamodb", region_name=self.region)
         ensure_table(dynamodb, template, self.table_name)
         sqs = boto3.client("sqs", region_name=self.region)
-        ensure_queue(sqs, QUEUE, queue_attributes(template))
+        ensure_queue(sqs, DEFAULT_QUEUE, queue_attributes(template))
+        ensure_failure_destination(template, FailureNames(), sqs=sqs, sns=boto3.client("sns", region_name=self.region),
+                                   s3=boto3.client("s3", region_name=self.region), region=self.region)
         # API Gateway does not retry its integration call.
         gateway_client = boto3.client("dynamodb", region_name=self.region,
                                       config=Config(retries={"total_max_attempts": 1}))
@@ -134,7 +136,7 @@ class LocalPipeline:
                                  project_dir=self._project_dir)
         self.runner = build_runner(
             template_path=TEMPLATE, app=self.app, table_name=self.table_name, region=self.region,
-            dynamodb_endpoint=None, sqs_endpoint=None, queue_name=QUEUE, checkpoint_path=None,
+            dynamodb_endpoint=None, sqs_endpoint=None, queue_name=DEFAULT_QUEUE, checkpoint_path=None,
             handler=self._invoker(self._stream_function()), stage=self.stage, clock=self.clock,
             sleep=lambda seconds: None)
         self._failures = self._failure_consumer(sqs)
@@ -200,7 +202,9 @@ class LocalPipeline:
 
         for source in self.app.event_sources:
             if isinstance(source, SQSEventConfig):
-                url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+                from devserver.db_schema import DEFAULT_QUEUE
+
+                url = sqs.get_queue_url(QueueName=DEFAULT_QUEUE)["QueueUrl"]
                 arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
                 return SqsEventSource(sqs, url, arn, self._invoker(source.name), region=self.region,
                                       function_name=source.name, batch_size=source.batch_size)

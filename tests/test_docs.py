@@ -1,0 +1,66 @@
+"""docs/: every `(docs: ID)` cited in the project names a fact that exists, once, with a source."""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.unit
+
+DOCS = ROOT / "docs"
+FACT = re.compile(r"^### ([A-Z]+-\d+): \S", re.M)
+CITATION = re.compile(r"\(docs: ([^)]*)\)")
+FACT_ID = re.compile(r"^[A-Z]+-\d+$")
+CITING_SUFFIXES = {".py", ".yaml", ".yml", ".md", ".json", ".txt", ""}
+
+
+def facts() -> Dict[str, Tuple[Path, str]]:
+    """Fact id -> (file, the fact's text up to the next heading)."""
+    found: Dict[str, Tuple[Path, str]] = {}
+    for path in sorted(DOCS.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        starts = [(m.start(), m.group(1)) for m in FACT.finditer(text)]
+        for i, (start, fact_id) in enumerate(starts):
+            end = starts[i + 1][0] if i + 1 < len(starts) else len(text)
+            body = text[start:end].split("\n## ")[0]
+            assert fact_id not in found, f"{fact_id} is defined in {found[fact_id][0].name} and {path.name}"
+            found[fact_id] = (path, body)
+    return found
+
+
+def project_files() -> List[Path]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    return [ROOT / name for name in listed
+            if Path(name).suffix in CITING_SUFFIXES and not name.startswith(("node_modules/", ".venv"))
+            and (ROOT / name).is_file() and name != "tests/test_docs.py"]
+
+
+def test_every_fact_has_a_source() -> None:
+    missing = [fact_id for fact_id, (_, body) in facts().items() if "\nSource:" not in body]
+    assert missing == []
+
+
+def test_each_fact_file_uses_its_own_prefix() -> None:
+    prefixes = {"api-gateway.md": "APIGW", "lambda-esm.md": "ESM", "dynamodb.md": "DDB", "chalice.md": "CHALICE",
+                "iam.md": "IAM", "local-backends.md": "LOCAL", "cloudformation.md": "CFN"}
+    wrong = [(fact_id, path.name) for fact_id, (path, _) in facts().items()
+             if prefixes.get(path.name) != fact_id.split("-")[0]]
+    assert wrong == []
+
+
+def test_every_cited_fact_exists() -> None:
+    known = facts()
+    dangling = []
+    for path in project_files():
+        for match in CITATION.finditer(path.read_text(encoding="utf-8", errors="replace")):
+            # A citation may wrap onto a comment's next line: drop the comment marker there.
+            for cited in (part.strip().lstrip("#").strip() for part in match.group(1).split(",")):
+                if not FACT_ID.match(cited) or cited not in known:
+                    dangling.append(f"{path.relative_to(ROOT)}: {cited}")
+    assert dangling == []
