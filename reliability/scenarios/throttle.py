@@ -1,8 +1,8 @@
 """Scenario 3a, storage throttling: the launcher's fault proxy (devserver/faults.py) sits between
 `chalice local` (its API Gateway, stream mapping and function instances) and the table, and answers
-a seeded 20% of PutItem (the API's write), the processor's write-backs (UpdateItem, or
-BatchExecuteStatement for write-backs batched as PartiQL UPDATEs) and BatchGetItem (its status
-reads) with DynamoDB's ThrottlingException; the table never sees those calls.
+a seeded 20% of PutItem (the API's write), BatchExecuteStatement (the processor's write-backs:
+conditional PartiQL UPDATEs, up to 25 a call) and BatchGetItem (its status reads) with DynamoDB's
+ThrottlingException; the table never sees those calls.
 
 Clients get 202 or 429, and retry a 429 with the same Idempotency-Key (at most 5 tries). Checked:
 every 202 has its item and it ends as dictated; a key that never got a 202 has no item and its
@@ -25,7 +25,7 @@ NAME = "throttle"
 FULL_SIZE = 2_000
 CLIENTS = 32
 SHARE = 0.2
-WRITE_BACKS = ("UpdateItem", "BatchExecuteStatement")
+WRITE_BACKS = ("BatchExecuteStatement",)
 OPERATIONS = ("PutItem", *WRITE_BACKS, "BatchGetItem")
 
 
