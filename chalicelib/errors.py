@@ -10,7 +10,7 @@
     │   ├── ConditionFailed      a conditional write found the item in another state
     │   ├── ItemTooLarge         the write would exceed DynamoDB's 400 KB item limit
     │   └── StoreMisconfigured   access denied, table missing, invalid call: a deployment bug
-    └── ClientError              a route's caller sent something wrong; carries its HTTP status
+    └── CallerError              a route's caller sent something wrong; carries its HTTP status
         ├── InvalidRequestId     400
         ├── InvalidQuery         400
         ├── RequestNotFound      404
@@ -61,7 +61,7 @@ class StoreMisconfigured(StoreError):
     pass
 
 
-class ClientError(StorefirstError):
+class CallerError(StorefirstError):
     STATUS_CODE = 400
 
     def __init__(self, message: str, **details: str) -> None:
@@ -70,17 +70,17 @@ class ClientError(StorefirstError):
         self.details = details
 
 
-class InvalidRequestId(ClientError):
+class InvalidRequestId(CallerError):
     STATUS_CODE = 400
 
 
-class RequestNotFound(ClientError):
+class RequestNotFound(CallerError):
     STATUS_CODE = 404
 
 
-class InvalidQuery(ClientError):
+class InvalidQuery(CallerError):
     STATUS_CODE = 400
 
 
-class RequestConflict(ClientError):
+class RequestConflict(CallerError):
     STATUS_CODE = 409

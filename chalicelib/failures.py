@@ -24,6 +24,7 @@ from chalicelib import config, runtime
 from chalicelib.errors import ConditionFailed, StoreUnavailable
 from chalicelib.logs import logger
 from chalicelib.outcomes import error_of
+from chalicelib.ownership import public_id
 from chalicelib.records import new_request
 from chalicelib.store import RequestStore, map_error
 
@@ -112,7 +113,7 @@ class FailureConsumer:
 
     @staticmethod
     def _exhausted(reason: str, request_id: str) -> Dict[str, str]:
-        return error_of("RetriesExhausted", reason.replace("{id}", request_id))
+        return error_of("RetriesExhausted", reason.replace("{id}", public_id(request_id)))
 
 
 bp = Blueprint(__name__)

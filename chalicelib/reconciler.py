@@ -17,6 +17,7 @@ from chalicelib import runtime
 from chalicelib.errors import ConditionFailed
 from chalicelib.logs import logger
 from chalicelib.model import PENDING
+from chalicelib.ownership import public_id
 from chalicelib.store import RequestStore
 
 _PAGE = 100
@@ -62,8 +63,9 @@ class Reconciler:
                 logger.warning("stuck request re-driven through the stream", extra={"request_id": request_id})
             elif int(item.get("redrivenAt", now_ms)) < give_up_before:
                 minutes = (now_ms - int(item["createdAt"])) // 60000
+                retry = f"POST /requests/{public_id(request_id)}/retry"
                 error = {"type": "Stuck", "message": f"still PENDING {minutes} min after it was accepted, even "
-                                                     f"after a re-drive; retry with POST /requests/{request_id}/retry"}
+                                                     f"after a re-drive; retry with {retry}"}
                 self._store.finish_failed(request_id, error, now_ms=now_ms, attempt=False)
                 counts["failed"] += 1
                 logger.error("stuck request failed", extra={"request_id": request_id})

@@ -1,5 +1,13 @@
 """The Chalice routes: a request's status, the list of unfinished or failed ones, and retry.
-(PUT /requests is not here: API Gateway writes it to DynamoDB itself, see infra/.)"""
+(PUT /requests is not here: API Gateway writes it to DynamoDB itself, see infra/.)
+
+A caller sees only its own requests (chalicelib/ownership.py): `/requests/...` builds the item key
+from the caller's identity, so another owner's request is "not found", exactly like a request that
+does not exist (no 403 that would tell it exists). Operators see every request through
+`/admin/requests/...`; who is an operator is decided by IAM alone: those routes take IAM auth
+whenever the stage has auth at all, and only roles granted `execute-api:Invoke` on them may call
+them (README "Who can see what").
+"""
 from __future__ import annotations
 
 import base64
@@ -14,7 +22,7 @@ from chalice import Blueprint, IAMAuthorizer, Response
 
 from chalicelib import config, runtime
 from chalicelib.errors import (
-    ClientError,
+    CallerError,
     ConditionFailed,
     InvalidQuery,
     InvalidRequestId,
@@ -24,6 +32,7 @@ from chalicelib.errors import (
 )
 from chalicelib.logs import logger
 from chalicelib.model import FAILED, PENDING, is_valid_id
+from chalicelib.ownership import is_owner, item_key, owner_of, public_id, split_key
 
 bp = Blueprint(__name__)
 LISTABLE = (PENDING, FAILED)
@@ -39,18 +48,25 @@ def route_auth(mode: str) -> Dict[str, Any]:
     return {}
 
 
+def operator_auth(mode: str) -> Dict[str, Any]:
+    """The operator routes' options: IAM whenever the stage has auth (an API key identifies a
+    caller, it cannot grant a role), none only where nothing is guarded (AUTH_MODE none)."""
+    return {} if mode == "none" else {"authorizer": IAMAuthorizer()}
+
+
 # Read once, at import: the stage's value when `chalice package --stage` imports the app.
 AUTH = route_auth(config.auth_mode())
+OPERATOR_AUTH = operator_auth(config.auth_mode())
 
 
 def _errors_as_json(view: Callable[..., Any]) -> Callable[..., Any]:
-    """The one place errors become responses: a ClientError's own status, 503 for storage that
+    """The one place errors become responses: a CallerError's own status, 503 for storage that
     is throttled or down (retryable), and Chalice's logged 500 for anything else."""
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
-        except ClientError as exc:
+        except CallerError as exc:
             return Response(body={"message": str(exc), **exc.details}, status_code=exc.STATUS_CODE)
         except StoreUnavailable as exc:
             logger.warning("storage unavailable", extra={"error": str(exc), **kwargs})
@@ -65,41 +81,86 @@ def _valid_id(request_id: str) -> str:
     return request_id
 
 
+def _caller() -> str:
+    return owner_of((bp.current_request.context or {}).get("identity"))
+
+
+def _owned(owner: str, request_id: str) -> str:
+    if not is_owner(owner):
+        raise InvalidRequestId(f"{owner!r} is not an owner")
+    return item_key(owner, _valid_id(request_id))
+
+
+# --- a caller's own requests ---------------------------------------------------------------------
+
 @bp.route("/requests/{request_id}", methods=["GET"], **AUTH)
 @_errors_as_json
 def get_request(request_id: str) -> Dict[str, Any]:
-    item = runtime.store().get(_valid_id(request_id))
-    if item is None:
-        logger.info("status read: not found", extra={"request_id": request_id})
-        raise RequestNotFound(f"no request with id {request_id}")
-    logger.info("status read", extra={"request_id": request_id, "status": item.get("status")})
-    return view_of(item)
+    return _show(_owned(_caller(), request_id), operator=False)
 
 
 @bp.route("/requests/{request_id}/retry", methods=["POST"], **AUTH)
 @_errors_as_json
 def retry_request(request_id: str) -> Response:
-    try:
-        before = runtime.store().retry(_valid_id(request_id), now_ms=int(time.time() * 1000))
-    except ConditionFailed as exc:
-        logger.info("retry refused", extra={"request_id": request_id, "reason": str(exc)})
-        raise RequestConflict(f"only a FAILED request can be retried: {exc}", id=request_id) from exc
-    logger.info("retry accepted", extra={"request_id": request_id, "error": before.get("error")})
-    return Response(body={"id": request_id, "status": PENDING}, status_code=202)
+    return _retry(_owned(_caller(), request_id))
 
 
 @bp.route("/requests", methods=["GET"], **AUTH)
 @_errors_as_json
 def list_requests() -> Dict[str, Any]:
+    return _list(owner=_caller())
+
+
+# --- operators: every request ---------------------------------------------------------------------
+
+@bp.route("/admin/requests/{owner}/{request_id}", methods=["GET"], **OPERATOR_AUTH)
+@_errors_as_json
+def operator_get_request(owner: str, request_id: str) -> Dict[str, Any]:
+    return _show(_owned(owner, request_id), operator=True)
+
+
+@bp.route("/admin/requests/{owner}/{request_id}/retry", methods=["POST"], **OPERATOR_AUTH)
+@_errors_as_json
+def operator_retry_request(owner: str, request_id: str) -> Response:
+    return _retry(_owned(owner, request_id))
+
+
+@bp.route("/admin/requests", methods=["GET"], **OPERATOR_AUTH)
+@_errors_as_json
+def operator_list_requests() -> Dict[str, Any]:
+    return _list(owner=None)
+
+
+def _show(key: str, *, operator: bool) -> Dict[str, Any]:
+    item = runtime.store().get(key)
+    if item is None:
+        logger.info("status read: not found", extra={"request_id": key})
+        raise RequestNotFound(f"no request with id {public_id(key)}")
+    logger.info("status read", extra={"request_id": key, "status": item.get("status")})
+    return view_of(item, operator=operator)
+
+
+def _retry(key: str) -> Response:
+    try:
+        before = runtime.store().retry(key, now_ms=int(time.time() * 1000))
+    except ConditionFailed as exc:
+        logger.info("retry refused", extra={"request_id": key, "reason": str(exc)})
+        raise RequestConflict(f"only a FAILED request can be retried: {exc}", id=public_id(key)) from exc
+    logger.info("retry accepted", extra={"request_id": key, "error": before.get("error")})
+    return Response(body={"id": public_id(key), "status": PENDING}, status_code=202)
+
+
+def _list(*, owner: Optional[str]) -> Dict[str, Any]:
     query: Mapping[str, str] = bp.current_request.query_params or {}
     status = query.get("status")
     if status not in LISTABLE:
         raise InvalidQuery(f"status must be one of {', '.join(LISTABLE)}")
     limit = _limit(query.get("limit"))
     start = decode_cursor(query["cursor"], status) if query.get("cursor") else None
-    items, last = runtime.store().list_by_status(status, limit=limit, start=start)
-    logger.info("listed", extra={"status": status, "count": len(items)})
-    return {"items": [view_of(item) for item in items], "next": encode_cursor(last) if last else None}
+    items, last = runtime.store().list_by_status(status, limit=limit, start=start, owner=owner)
+    logger.info("listed", extra={"status": status, "count": len(items), "owner": owner or "*"})
+    return {"items": [view_of(item, operator=owner is None) for item in items],
+            "next": encode_cursor(last) if last else None}
 
 
 def _limit(raw: Optional[str]) -> int:
@@ -119,7 +180,7 @@ def decode_cursor(cursor: str, status: str) -> Dict[str, Any]:
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         valid = (isinstance(key, dict) and set(key) == {"id", "listStatus", "createdAt"}
-                 and key["listStatus"] == {"S": status} and is_valid_id(key["id"]["S"])
+                 and key["listStatus"] == {"S": status} and _is_item_key(key["id"]["S"])
                  and str(key["createdAt"]["N"]).isdigit())
     except (ValueError, TypeError, KeyError, binascii.Error):
         valid = False
@@ -129,10 +190,18 @@ def decode_cursor(cursor: str, status: str) -> Dict[str, Any]:
     return valid_key
 
 
-def view_of(item: Dict[str, Any]) -> Dict[str, Any]:
-    """The public view of an item: never the stored body, times as ISO 8601 UTC."""
+def _is_item_key(key: str) -> bool:
+    owner, request_id = split_key(key)
+    return is_owner(owner) and is_valid_id(request_id)
+
+
+def view_of(item: Dict[str, Any], *, operator: bool = False) -> Dict[str, Any]:
+    """The view of an item: its id as its owner knows it (operators also see the owner), never the
+    stored body, times as ISO 8601 UTC."""
+    owner, request_id = split_key(item["id"])
     view: Dict[str, Any] = {
-        "id": item["id"],
+        "id": request_id,
+        **({"owner": owner} if operator else {}),
         "status": item.get("status"),
         "createdAt": _iso(item.get("createdAt")),
         "updatedAt": _iso(item.get("updatedAt")),

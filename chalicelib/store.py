@@ -24,6 +24,7 @@ from chalicelib.errors import (
     StoreUnavailable,
 )
 from chalicelib.model import FAILED, PENDING, SUCCEEDED, created_at_ms
+from chalicelib.ownership import public_id
 
 # What each DynamoDB error code means for the caller: every error botocore's DynamoDB model
 # declares, plus the common errors it does not model. tests/test_store.py fails when the model
@@ -76,6 +77,8 @@ MAX_STATEMENTS = 25
 
 _STATUS_PROJECTION = "id, #s, createdAt"
 STATUS_INDEX = "open-by-status"
+_INDEX_KEY = ("id", "listStatus", "createdAt")  # the table's key and the index's: a position in it
+_MAX_LIST_READS = 10
 _BATCH_GET_LIMIT = 100
 
 
@@ -266,26 +269,27 @@ class RequestStore:
         statement = f'UPDATE "{self._table}" {" ".join(clauses)} WHERE "id" = ? AND "status" = ?'
         return WriteBack(request_id, statement, (*parameters, {"S": request_id}, {"S": PENDING}))
 
-    def retry(self, request_id: str, *, now_ms: int) -> Dict[str, Any]:
+    def retry(self, key: str, *, now_ms: int) -> Dict[str, Any]:
         """FAILED -> PENDING, the error appended to errorHistory; the stream then delivers the
         change to the processor (infra's retry filter). Returns the item as it was.
 
+        `key` is the item's ("<owner>/<id>"); errors name the request by the id its owner knows.
         Raises RequestNotFound, or ConditionFailed when the item is not FAILED (or changed
         between the read and the write, which is conditional on what was read)."""
         response = self._call(
-            "get_item", TableName=self._table, Key={"id": {"S": request_id}}, ConsistentRead=True,
+            "get_item", TableName=self._table, Key={"id": {"S": key}}, ConsistentRead=True,
             ProjectionExpression="id, #s, #e, updatedAt", ExpressionAttributeNames={"#s": "status", "#e": "error"},
         )
         item = response.get("Item")
         if item is None:
-            raise RequestNotFound(f"no request with id {request_id}")
+            raise RequestNotFound(f"no request with id {public_id(key)}")
         before = {k: from_attribute(v) for k, v in item.items()}
         if before.get("status") != FAILED:
-            raise ConditionFailed(f"request {request_id} is {before.get('status')}, not FAILED", "NotFailed")
+            raise ConditionFailed(f"request {public_id(key)} is {before.get('status')}, not FAILED", "NotFailed")
         self._call(
             "update_item",
             TableName=self._table,
-            Key={"id": {"S": request_id}},
+            Key={"id": {"S": key}},
             UpdateExpression="SET #s = :pending, listStatus = :pending, updatedAt = :now, "
                              "errorHistory = list_append(if_not_exists(errorHistory, :none), :error) REMOVE #e",
             ConditionExpression="#s = :failed AND updatedAt = :seen",
@@ -314,8 +318,12 @@ class RequestStore:
 
     def list_by_status(
             self, status: str, *, limit: int, start: Optional[Mapping[str, Any]] = None,
-            created_before_ms: Optional[int] = None) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
-        """One page of the sparse index, oldest first, and the key to continue from (or None)."""
+            created_before_ms: Optional[int] = None,
+            owner: Optional[str] = None) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        """Up to `limit` items of the sparse index, oldest first, and the key to continue from (or
+        None); only `owner`'s when given. An owner's items are picked from everyone's (the index is
+        by status), reading at most _MAX_LIST_READS pages per call: a caller with few requests
+        among many may get a short page and a key to continue from."""
         condition = "listStatus = :status"
         values: Dict[str, Any] = {":status": {"S": status}}
         if created_before_ms is not None:
@@ -325,11 +333,29 @@ class RequestStore:
             "TableName": self._table, "IndexName": STATUS_INDEX, "KeyConditionExpression": condition,
             "ExpressionAttributeValues": values, "Limit": limit,
         }
-        if start:
-            query["ExclusiveStartKey"] = dict(start)
-        response = self._call("query", **query)
-        items = [{k: from_attribute(v) for k, v in item.items()} for item in response.get("Items", [])]
-        return items, response.get("LastEvaluatedKey")
+        if owner is not None:
+            query["FilterExpression"] = "#owner = :owner"
+            query["ExpressionAttributeNames"] = {"#owner": "owner"}
+            values[":owner"] = {"S": owner}
+        found: List[Dict[str, Any]] = []
+        last: Optional[Dict[str, Any]] = dict(start) if start else None
+        for _ in range(_MAX_LIST_READS):
+            if last:
+                query["ExclusiveStartKey"] = last
+            response = self._call("query", **query)
+            page = response.get("Items", [])
+            if len(found) + len(page) >= limit:
+                taken = page[:limit - len(found)]
+                found += taken
+                # Continue after the last item returned, not after the page: the rest of it is unread.
+                more = len(taken) < len(page) or "LastEvaluatedKey" in response
+                last = {k: taken[-1][k] for k in _INDEX_KEY} if more else None
+                break
+            found += page
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                break
+        return [{k: from_attribute(v) for k, v in item.items()} for item in found], last
 
     def _call(self, operation: str, **kwargs: Any) -> Dict[str, Any]:
         try:

@@ -16,7 +16,7 @@ from typing import List, Optional
 from devserver.aws_endpoint import serve_aws
 from devserver.db import serve_db
 from devserver.faults import serve_faults
-from devserver.local_config import BACKENDS, PROJECT_DIR, LocalConfig, LocalConfigError
+from devserver.local_config import AUTH_MODES, BACKENDS, DEFAULT_SECRET_KEY, PROJECT_DIR, LocalConfig, LocalConfigError
 
 PARTS = {"db": serve_db, "faults": serve_faults, "aws": serve_aws}
 
@@ -36,11 +36,23 @@ def chalice_local_command(argv: Optional[List[str]] = None) -> tuple[List[str], 
     parser.add_argument("--state-dir", type=Path, default=None,
                         help="checkpoints, logs and database files (default: outside the project, "
                              "~/.local/state/storefirst/<project>-<hash>)")
+    parser.add_argument("--auth", choices=AUTH_MODES, default=None,
+                        help="the local API's auth: iam requires SigV4 (service execute-api) and takes each access "
+                             "key id as its own caller; none: every caller is one anonymous owner (default: iam "
+                             "if the stage's AUTH_MODE is iam, else none)")
+    parser.add_argument("--operators", default="", metavar="KEY_ID[,KEY_ID]",
+                        help="with --auth iam: the access key ids that may call /admin/... (see every request)")
+    parser.add_argument("--secret-key", default=None,
+                        help="with --auth iam: the secret key of every local access key "
+                             f"(default {DEFAULT_SECRET_KEY!r})")
     args = parser.parse_args(argv)
     try:
         config = LocalConfig.from_env()
         config = replace(config, backend=args.backend, endpoint_url=args.endpoint_url, reset=args.reset,
-                         state_dir=args.state_dir or config.state_dir)
+                         state_dir=args.state_dir or config.state_dir, auth=args.auth or config.auth,
+                         secret_key=args.secret_key or config.secret_key,
+                         operators=frozenset(filter(None, (key.strip() for key in args.operators.split(","))))
+                         or config.operators)
     except LocalConfigError as exc:
         parser.error(str(exc))
     chalice = str(Path(sys.executable).with_name("chalice"))

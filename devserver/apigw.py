@@ -22,6 +22,7 @@ so the server's request handler (make_server) records the spelling.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import importlib
 import logging
@@ -44,6 +45,7 @@ from werkzeug import serving
 from werkzeug.wrappers import Request, Response
 
 from devserver import infra
+from devserver.apigw_auth import Denied, LocalAuth
 from devserver.apigw_responses import (
     HttpResponse,
     MethodRequest,
@@ -58,13 +60,15 @@ from devserver.vtl import BodyNotJson, Overrides, VtlError, render
 from devserver.vtl_context import identity
 
 __all__ = [
-    "HEADER_NAMES", "CaseKeepingRequestHandler", "ChaliceRoutes", "IdGenerator", "LocalApiGateway", "make_app",
-    "make_server", "serve",
+    "HEADER_NAMES", "CaseKeepingRequestHandler", "ChaliceRoutes", "IdGenerator", "IdentifiedGateway", "LocalApiGateway",
+    "make_app", "make_server",
 ]
 
 LOG = logging.getLogger(__name__)
+NO_AUTH = LocalAuth()
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway quota "10 MB" (docs: APIGW-20)
 HEADER_NAMES = "storefirst.header_names"  # environ key: the request's header names as sent
+BODY = "storefirst.body"  # environ key: the payload, once read (request_body)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -85,6 +89,30 @@ class IdGenerator:
     extended_request_id: Callable[[], str] = _extended_request_id
 
 
+def request_body(request: Request) -> bytes | None:
+    """The payload, read once and kept for whoever asks next; None when it is over API Gateway's
+    10 MB quota (the stream is read no further than that, whatever Content-Length says)."""
+    if BODY not in request.environ:
+        body = None if (request.content_length or 0) > MAX_PAYLOAD_BYTES else request.stream.read(MAX_PAYLOAD_BYTES + 1)
+        request.environ[BODY] = None if body is None or len(body) > MAX_PAYLOAD_BYTES else body
+    kept: bytes | None = request.environ[BODY]
+    return kept
+
+
+class IdentifiedGateway(LocalGateway):
+    """Chalice's local gateway, whose events carry the caller's `requestContext.identity` as API
+    Gateway fills it (devserver.apigw_auth): Chalice's own has only `sourceIp`. It overrides
+    `_generate_lambda_event`, a private method of chalice.local; tests/test_chalice_local.py's
+    canary fails if a Chalice release changes it."""
+
+    identity: Mapping[str, Any] = {}
+
+    def _generate_lambda_event(self, method: str, path: str, headers: Any, body: Any) -> Any:
+        event = super()._generate_lambda_event(method, path, headers, body)
+        event["requestContext"]["identity"] = dict(self.identity)
+        return event
+
+
 class ChaliceRoutes:
     """Chalice's own routes through chalice.local.LocalGateway, what `chalice local` runs.
 
@@ -95,19 +123,23 @@ class ChaliceRoutes:
         config = Config.create(
             chalice_stage=chalice_stage, app_name=app.app_name, chalice_app=app, project_dir=str(project_dir)
         )
-        self._gateway = LocalGateway(app, config)
+        self._gateway = IdentifiedGateway(app, config)
         self._lock = threading.Lock()
 
-    def __call__(self, request: Request) -> HttpResponse:
+    def __call__(self, request: Request, identity: Mapping[str, Any]) -> HttpResponse:
         path = urllib.parse.quote(request.path)
         if request.query_string:
             path += "?" + request.query_string.decode("latin-1")
         # Chalice's event converter expects lower-case names (it checks 'content-type').
         headers = {name.lower(): value for name, value in request.headers.items()}
-        body = request.get_data() or None
+        body = request_body(request)
+        if body is None:
+            return HttpResponse(413, (("Content-Type", "application/json"),), b'{"message":"Request Too Long"}')
         try:
             with self._lock:
-                answer = self._gateway.handle_request(method=request.method, path=path, headers=headers, body=body)
+                self._gateway.identity = identity
+                answer = self._gateway.handle_request(method=request.method, path=path, headers=headers,
+                                                      body=body or None)
         except LocalGatewayException as exc:
             return HttpResponse(exc.CODE, tuple(exc.headers.items()), exc.body or b"")
         headers_out = [(k, str(v)) for k, v in (answer.get("headers") or {}).items()]
@@ -130,8 +162,9 @@ class LocalApiGateway:
         self,
         api: infra.RestApi,
         transport: DynamoDBTransport,
-        chalice_routes: Callable[[Request], HttpResponse],
+        chalice_routes: Callable[[Request, Mapping[str, Any]], HttpResponse],
         *,
+        auth: LocalAuth = NO_AUTH,
         clock: Callable[[], float] = time.time,
         ids: IdGenerator = IdGenerator(),
         stage: str = "api",
@@ -143,6 +176,7 @@ class LocalApiGateway:
         self._routes = [(_path_pattern(route.path), route) for route in api.routes]
         self._transport = transport
         self._chalice_routes = chalice_routes
+        self._auth = auth
         self._clock = clock
         self._ids = ids
         self._stage = stage
@@ -164,14 +198,33 @@ class LocalApiGateway:
         return response(environ, start_response)
 
     def handle(self, request: Request) -> HttpResponse:
+        caller = self._caller(request)
+        if isinstance(caller, HttpResponse):
+            return caller
         for pattern, route in self._routes:
             match = pattern.fullmatch(request.path)
             if match and route.method == request.method:
-                return self._invoke(route, match.groupdict(), request)
-        return self._chalice_routes(request)
+                return self._invoke(route, match.groupdict(), request, caller)
+        return self._chalice_routes(request, caller)
 
-    def _invoke(self, route: infra.IntegrationRoute, path_params: dict[str, str], request: Request) -> HttpResponse:
-        method_request = self._method_request(route, path_params, request)
+    def _caller(self, request: Request) -> dict[str, str | None] | HttpResponse:
+        """The caller's `$context.identity`, or the 403 that refuses it (devserver.apigw_auth)."""
+        anonymous = identity(request.remote_addr or "127.0.0.1", request.headers.get("User-Agent"))
+        body = request_body(request)
+        if body is None:
+            return anonymous  # too large: every route refuses it before auth
+        signed = self._auth.caller(request, body,
+                                   datetime.datetime.fromtimestamp(self._clock(), datetime.timezone.utc))
+        if isinstance(signed, Denied):
+            call = self._method_request(None, {}, request, anonymous)
+            LOG.info("%s %s -> 403 %s requestId=%s", request.method, request.path, signed.response_type,
+                     call.context["requestId"])
+            return gateway_response(self._api.gateway_responses, signed.response_type, call, message=signed.message)
+        return {**anonymous, **(signed or {})}
+
+    def _invoke(self, route: infra.IntegrationRoute, path_params: dict[str, str], request: Request,
+                caller: Mapping[str, str | None]) -> HttpResponse:
+        method_request = self._method_request(route, path_params, request, caller)
         answer = self._integrate(route, method_request, request)
         LOG.info(
             "%s %s -> %d requestId=%s", route.method, route.path, answer.status, method_request.context["requestId"]
@@ -183,10 +236,8 @@ class LocalApiGateway:
             return gateway_response(self._api.gateway_responses, response_type, call, **details)
 
         overrides = Overrides()  # this request's $context.requestOverride / responseOverride
-        if (request.content_length or 0) > MAX_PAYLOAD_BYTES:
-            return failure("REQUEST_TOO_LARGE")
-        body = request.stream.read(MAX_PAYLOAD_BYTES + 1)
-        if len(body) > MAX_PAYLOAD_BYTES:
+        body = request_body(request)
+        if body is None:
             return failure("REQUEST_TOO_LARGE")
         content_type = request.headers.get("Content-Type") or "application/json"
         model = route.body_models.get(content_type)
@@ -240,17 +291,20 @@ class LocalApiGateway:
             return failure("DEFAULT_5XX")
 
     def _method_request(
-        self, route: infra.IntegrationRoute, path_params: dict[str, str], request: Request
+        self, route: infra.IntegrationRoute | None, path_params: dict[str, str], request: Request,
+        caller: Mapping[str, str | None],
     ) -> MethodRequest:
+        """What the method's templates see; `route` None: a request refused before any method."""
         now = self._clock()
         request_id = request.headers.get("X-Amzn-RequestId")  # clients may force it (docs: APIGW-1)
         request_id = None if request_id is None else request_id.strip(" \t")
         host = request.host or "localhost"
         # AWS's keys in AWS's keySet() order (docs: APIGW-10); the two override maps are this
         # request's own, put in place by devserver.vtl_context for each template.
+        resource = route.path if route is not None else request.path
         context = {
-            "resourceId": self._resource_ids[route.path],
-            "resourcePath": route.path,
+            "resourceId": self._resource_ids.get(resource) or _short_id(resource),
+            "resourcePath": resource,
             "httpMethod": request.method,
             "extendedRequestId": self._ids.extended_request_id(),
             "requestTime": _clf_time(now),
@@ -262,7 +316,7 @@ class LocalApiGateway:
             "domainPrefix": host.split(".")[0],
             "requestTimeEpoch": int(now * 1000),
             "requestId": request_id if request_id is not None else self._ids.request_id(),
-            "identity": identity(request.remote_addr or "127.0.0.1", request.headers.get("User-Agent")),
+            "identity": dict(caller),
             "domainName": host,
             "deploymentId": self._deployment_id,
             "responseOverride": {},
@@ -328,6 +382,7 @@ def make_app(
     project_dir: Path = PROJECT_DIR,
     physical_names: Mapping[str, str] | None = None,
     chalice_stage: str = "dev",
+    auth: LocalAuth = NO_AUTH,
 ) -> LocalApiGateway:
     """The local API for infra/template.yaml and the project's Chalice app (app.py).
 
@@ -349,6 +404,7 @@ def make_app(
         ids=ids,
         stage=stage,
         account_id=account_id,
+        auth=auth,
     )
 
 
@@ -358,8 +414,3 @@ def make_server(app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1",
     It hands `app` the header names as sent (docs: APIGW-9), which a WSGI environ loses."""
     return serving.make_server(host, port, app, threaded=True, request_handler=CaseKeepingRequestHandler)
 
-
-def serve(app: LocalApiGateway, host: str = "127.0.0.1", port: int = 8000) -> None:
-    server = make_server(app, host, port)
-    LOG.info("local API Gateway on http://%s:%d", host, server.server_port)
-    server.serve_forever()

@@ -44,6 +44,9 @@ GATEWAY_RESPONSE_DEFAULTS: Mapping[str, tuple[int, str]] = {
     "REQUEST_TOO_LARGE": (413, "Request Too Long"),
     "INTEGRATION_FAILURE": (504, "Internal server error"),
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    "INVALID_SIGNATURE": (403, "Forbidden"),
+    "ACCESS_DENIED": (403, "Forbidden"),
     "DEFAULT_4XX": (400, "Bad Request"),
     "DEFAULT_5XX": (500, "Internal server error"),
 }

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
+from chalicelib.config import auth_mode
+from devserver.apigw_auth import LocalAuth, local_auth
 from devserver.apphost import AppHost
 from devserver.local_config import LocalConfig, LocalConfigError
 from devserver.processes import StartError
@@ -67,11 +69,12 @@ def build_server(app: Any, config: Any, host: str, port: int, *, stage: str) -> 
     worker = os.environ.get("CHALICE_WORKER") is not None
     owner = os.getppid() if worker else os.getpid()
     _no_bytecode_in_project()
+    auth = local_auth(local, auth_mode(config.environment_variables))
     apphost = AppHost(app, config, stage=stage, local=local, project_dir=Path(config.project_dir), owner_pid=owner)
     try:
         apphost.start()
         gateway = make_app(apphost.template, apphost.table_name, apphost.database_endpoint, local.region,
-                           chalice_app=app, chalice_stage=stage, project_dir=apphost.project_dir)
+                           chalice_app=app, chalice_stage=stage, project_dir=apphost.project_dir, auth=auth)
         server = make_server(apphost.wsgi(gateway), host, port)
     except (StartError, OSError) as exc:
         apphost.stop()
@@ -82,11 +85,11 @@ def build_server(app: Any, config: Any, host: str, port: int, *, stage: str) -> 
     elif threading.current_thread() is threading.main_thread():
         # `kill <pid>` stops like Ctrl-C: the function instances and the event sources are stopped.
         signal.signal(signal.SIGTERM, _interrupt)
-    print(banner(apphost, host, server.server_port, time.monotonic() - started), flush=True)
+    print(banner(apphost, auth, host, server.server_port, time.monotonic() - started), flush=True)
     return LocalServer(apphost, server)
 
 
-def banner(apphost: AppHost, host: str, port: int, seconds: float) -> str:
+def banner(apphost: AppHost, auth: LocalAuth, host: str, port: int, seconds: float) -> str:
     url = f"http://{host}:{port}"
     local = apphost.local
     database = apphost.database
@@ -103,6 +106,8 @@ def banner(apphost: AppHost, host: str, port: int, seconds: float) -> str:
     lines = [
         f"storefirst: the whole pipeline under chalice local, stage {apphost.stage}, up in {seconds:.1f} s",
         f"  API        {url}  PUT /requests, GET /requests/{{id}}, GET /requests?status=, POST /requests/{{id}}/retry",
+        f"  operators  {url}/admin/requests, /admin/requests/{{owner}}/{{id}}[/retry]",
+        f"  auth       {describe_auth(auth)}",
         f"  local      {url}/_local/status",
         f"  database   {where}, table {apphost.table_name}",
         f"  functions  {', '.join(apphost.functions.names()) if apphost.functions else '-'}: "
@@ -113,6 +118,14 @@ def banner(apphost: AppHost, host: str, port: int, seconds: float) -> str:
     lines += [f"  state      {local.state_dir} (checkpoints, logs, database files)",
               "Ctrl-C stops everything."]
     return "\n".join(lines)
+
+
+def describe_auth(auth: LocalAuth) -> str:
+    if auth.mode == "none":
+        return "none: every caller is one anonymous owner, and may call /admin/... (--auth iam to sign)"
+    operators = ", ".join(sorted(auth.operators)) or "none (--operators KEY_ID,...)"
+    return (f"iam: SigV4 for execute-api in {auth.region}, any access key id with secret key "
+            f"{auth.secret_key!r}; operators: {operators}")
 
 
 def describe(settings: Any) -> str:

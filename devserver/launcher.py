@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional
 
 from devserver import aws_guard
 from devserver.db_process import free_port
@@ -132,6 +132,8 @@ class StackOptions:
     poll_interval: float = 0.05
     schedule_every: Optional[float] = None  # seconds between scheduled runs; None: the app's rate
     project_dir: Path = PROJECT_DIR
+    auth: Optional[str] = None  # None: the stage's (devserver/apigw_auth.py's local_auth)
+    operators: FrozenSet[str] = frozenset()
 
 
 class LocalStack:
@@ -255,7 +257,7 @@ class LocalStack:
             function_env["STOREFIRST_BUSINESS_LOGIC"] = options.business_logic
         return LocalConfig(state_dir=self.state_dir, backend=options.backend, endpoint_url=options.endpoint_url,
                            region=options.region, function_env=function_env, poll_interval=options.poll_interval,
-                           schedule_every=options.schedule_every)
+                           schedule_every=options.schedule_every, auth=options.auth, operators=options.operators)
 
     def _start_fault_proxy(self) -> None:
         assert self.database is not None

@@ -11,10 +11,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Dict, FrozenSet, Mapping, Optional
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BACKENDS = ("moto", "dynamodb-local", "url")
+AUTH_MODES = ("none", "iam")  # the local API's (devserver/apigw_auth.py)
+DEFAULT_SECRET_KEY = "testing"  # every local access key's secret: what botocore's tests and moto use
 DEFAULT_REGION = "us-east-1"  # moto stamps us-east-1 on every stream record: the whole stack uses it
 
 STATE_DIR = "STOREFIRST_STATE_DIR"
@@ -27,6 +29,9 @@ SQS_ENDPOINT = "STOREFIRST_SQS_ENDPOINT"
 FUNCTION_ENV = "STOREFIRST_FUNCTION_ENV"
 POLL_INTERVAL = "STOREFIRST_POLL_INTERVAL"
 SCHEDULE_EVERY = "STOREFIRST_SCHEDULE_EVERY"
+AUTH = "STOREFIRST_AUTH"
+SECRET_KEY = "STOREFIRST_SECRET_KEY"
+OPERATORS = "STOREFIRST_OPERATORS"
 # Read by each function instance (devserver/function_instance.py), passed through the function env.
 BUSINESS_LOGIC = "STOREFIRST_BUSINESS_LOGIC"
 
@@ -59,6 +64,10 @@ class LocalConfig:
     poll_interval: float = 0.05
     # Seconds between runs of each scheduled function; None: the rate the app declares.
     schedule_every: Optional[float] = None
+    # The local API's auth (devserver/apigw_auth.py); None: the stage's AUTH_MODE if it is iam, else none.
+    auth: Optional[str] = None
+    secret_key: str = DEFAULT_SECRET_KEY
+    operators: FrozenSet[str] = frozenset()  # access key ids that may call /admin/...
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -67,6 +76,12 @@ class LocalConfig:
             raise LocalConfigError(f"{BACKEND}=url needs {ENDPOINT_URL} (LocalStack: http://localhost:4566)")
         if self.poll_interval <= 0 or (self.schedule_every is not None and self.schedule_every <= 0):
             raise LocalConfigError(f"{POLL_INTERVAL} and {SCHEDULE_EVERY} must be positive numbers of seconds")
+        if self.auth is not None and self.auth not in AUTH_MODES:
+            raise LocalConfigError(f"{AUTH} must be one of {', '.join(AUTH_MODES)}, got {self.auth!r}")
+        if self.operators and self.auth == "none":
+            raise LocalConfigError(f"{OPERATORS} names callers by their signature: it needs {AUTH}=iam")
+        if not self.secret_key:
+            raise LocalConfigError(f"{SECRET_KEY} must not be empty")
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "LocalConfig":
@@ -91,6 +106,9 @@ class LocalConfig:
             function_env=function_env,
             poll_interval=poll,
             schedule_every=schedule_every,
+            auth=environ.get(AUTH) or None,
+            secret_key=environ.get(SECRET_KEY) or DEFAULT_SECRET_KEY,
+            operators=frozenset(key.strip() for key in (environ.get(OPERATORS) or "").split(",") if key.strip()),
         )
 
     def to_env(self) -> Dict[str, str]:
@@ -100,5 +118,6 @@ class LocalConfig:
             SQS_ENDPOINT: self.sqs_endpoint or "", FUNCTION_ENV: json.dumps(dict(self.function_env)),
             POLL_INTERVAL: str(self.poll_interval),
             SCHEDULE_EVERY: "" if self.schedule_every is None else str(self.schedule_every),
+            AUTH: self.auth or "", SECRET_KEY: self.secret_key, OPERATORS: ",".join(sorted(self.operators)),
         }
         return {name: value for name, value in values.items() if value}

@@ -18,6 +18,7 @@ from chalice import Chalice
 from moto.server import ThreadedMotoServer
 from werkzeug.test import Client, TestResponse
 
+from chalicelib.ownership import ANONYMOUS, item_key
 from devserver import infra
 from devserver.apigw import IdGenerator, LocalApiGateway, make_app, make_server
 from devserver.apigw_transport import BotocoreTransport, DynamoDBTransport, HttpTransport, IntegrationTimeout
@@ -92,7 +93,8 @@ def api(moto_transport: RecordingTransport) -> Client:
 
 
 def item(dynamodb: Any, item_id: str) -> Optional[Dict[str, Any]]:
-    return dynamodb.get_item(TableName=TABLE, Key={"id": {"S": item_id}}, ConsistentRead=True).get("Item")
+    return dynamodb.get_item(TableName=TABLE, Key={"id": {"S": item_key(ANONYMOUS, item_id)}},
+                             ConsistentRead=True).get("Item")
 
 
 def count(dynamodb: Any) -> int:
@@ -111,7 +113,7 @@ def test_a_put_is_stored_pending_and_answered_202_with_its_id(api, dynamodb):
     assert response.headers["x-amz-apigw-id"] == "ext1="
     assert response.headers["Content-Type"] == "application/json"
     assert item(dynamodb, "rid-1") == {
-        "id": {"S": "rid-1"}, "request": {"S": body}, "status": {"S": "PENDING"},
+        "id": {"S": "anonymous/rid-1"}, "owner": {"S": "anonymous"}, "request": {"S": body}, "status": {"S": "PENDING"},
         "createdAt": {"N": "1767225600123"}, "updatedAt": {"N": "1767225600123"}, "attempts": {"N": "0"},
         "listStatus": {"S": "PENDING"}, "redriven": {"BOOL": False},
     }
@@ -404,7 +406,7 @@ def synthetic_api(integration: Dict[str, Any], gateway_responses: Optional[Dict[
 
 def synthetic_client(template: Dict[str, Any], transport: Any) -> Client:
     api = infra.rest_api(template, infra.local_refs(template, region=REGION))
-    return Client(LocalApiGateway(api, transport, lambda request: pytest.fail("reached Chalice"),
+    return Client(LocalApiGateway(api, transport, lambda request, caller: pytest.fail("reached Chalice"),
                                   clock=lambda: NOW, ids=sequential_ids()))
 
 
@@ -590,7 +592,8 @@ def test_header_names_reach_the_template_as_the_client_spelled_them():
         "responses": DEFAULT_OK})
     transport = RecordingTransport()
     api = infra.rest_api(template, infra.local_refs(template, region=REGION))
-    server = make_server(LocalApiGateway(api, transport, lambda request: pytest.fail("reached Chalice")), port=0)
+    local_gateway = LocalApiGateway(api, transport, lambda request, caller: pytest.fail("reached Chalice"))
+    server = make_server(local_gateway, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

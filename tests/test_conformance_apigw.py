@@ -65,7 +65,7 @@ def api(request_template: Optional[str], responses: Dict[str, Any], *, path: str
 
 
 def client(rest_api: infra.RestApi, transport: Recording) -> Client:
-    return Client(LocalApiGateway(rest_api, transport, lambda request: pytest.fail("reached Chalice"),
+    return Client(LocalApiGateway(rest_api, transport, lambda request, caller: pytest.fail("reached Chalice"),
                                   clock=lambda: 1767225600.0))
 
 
@@ -300,7 +300,7 @@ def test_message_attribute_from_a_header_named_as_sent():
                 "MessageAttribute.1.Value.DataType=String&MessageAttribute.1.Value.StringValue=$input.params('HeaderFoo')")
     transport = Recording()
     server = make_server(LocalApiGateway(api(template, {"default": {"statusCode": "200"}}), transport,
-                                         lambda request: pytest.fail("reached Chalice")), port=0)
+                                         lambda request, caller: pytest.fail("reached Chalice")), port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -348,7 +348,7 @@ def test_rest_api_to_dynamodb_put_item(dynamodb):
     transport = BotocoreTransport(boto3.client("dynamodb", region_name=REGION,
                                                config=Config(retries={"total_max_attempts": 1})))
     rest_api = api(template, {"default": {"statusCode": "200"}})
-    gateway = Client(LocalApiGateway(rest_api, transport, lambda request: pytest.fail("reached Chalice")))
+    gateway = Client(LocalApiGateway(rest_api, transport, lambda request, caller: pytest.fail("reached Chalice")))
 
     answer = gateway.post("/things?id=test-new")
 

@@ -17,6 +17,7 @@ from typing import Dict
 
 import pytest
 
+from chalicelib.ownership import ANONYMOUS, item_key
 from devserver.db_process import free_port
 from devserver.launcher import LocalStack
 from devserver.local_config import PROJECT_DIR
@@ -41,8 +42,8 @@ def api(faults_off: LocalStack) -> Api:
 
 
 def stored_request(stack: LocalStack, request_id: str) -> str:
-    item = stack.client("dynamodb").get_item(TableName=stack.table_name, Key={"id": {"S": request_id}},
-                                             ConsistentRead=True).get("Item")
+    key = {"id": {"S": item_key(ANONYMOUS, request_id)}}
+    item = stack.client("dynamodb").get_item(TableName=stack.table_name, Key=key, ConsistentRead=True).get("Item")
     assert item is not None, f"{request_id} was not stored"
     return str(item["request"]["S"])
 
@@ -137,7 +138,7 @@ def test_an_app_host_killed_mid_stream_resumes_without_losing_or_rerunning(fault
     table = stack.client("dynamodb")
     while_down = [f"while-down-{stack.options.backend}-{n}" for n in range(20)]
     for request_id in while_down:
-        table.put_item(TableName=stack.table_name, Item=pending_item(request_id, ORDER,
+        table.put_item(TableName=stack.table_name, Item=pending_item(request_id, ORDER, owner=ANONYMOUS,
                                                                      created_at_ms=int(time.time() * 1000)))
 
     stack.start_app()

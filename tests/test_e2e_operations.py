@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterator
 
 import pytest
 
+from chalicelib.ownership import ANONYMOUS, item_key
 from devserver.launcher import LocalStack, StackOptions
 from devserver.stream.checkpoint import FileCheckpointStore
 from devserver.testing.api import Api, wait_for
@@ -92,7 +93,7 @@ def test_a_request_the_stream_skipped_is_redriven_by_the_reconciler(local):
     stack.stop_app()
     skipped = "skipped-by-the-stream"
     dynamodb, streams = stack.client("dynamodb"), stack.client("dynamodbstreams")
-    dynamodb.put_item(TableName=stack.table_name, Item=pending_item(skipped, ORDER,
+    dynamodb.put_item(TableName=stack.table_name, Item=pending_item(skipped, ORDER, owner=ANONYMOUS,
                                                                     created_at_ms=int(time.time() * 1000)))
     arn = dynamodb.describe_table(TableName=stack.table_name)["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
@@ -106,7 +107,7 @@ def test_a_request_the_stream_skipped_is_redriven_by_the_reconciler(local):
 
     done = local.status_is(skipped, "SUCCEEDED", timeout=20)
     assert done["attempts"] == 1
-    item = dynamodb.get_item(TableName=stack.table_name, Key={"id": {"S": skipped}})["Item"]
+    item = dynamodb.get_item(TableName=stack.table_name, Key={"id": {"S": item_key(ANONYMOUS, skipped)}})["Item"]
     assert item["redriven"] == {"BOOL": True}
 
 

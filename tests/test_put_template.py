@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from typing import Any, Dict, Iterator, Mapping, Optional
 
 import boto3
@@ -14,10 +15,12 @@ import pytest
 from botocore.config import Config
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from chalicelib.ownership import ANONYMOUS, OWNER_PATTERN, item_key, owner_of
 from devserver import infra
 from devserver.apigw_responses import HttpResponse, MethodRequest, integration_response, select_integration_response
 from devserver.apigw_transport import BotocoreTransport
 from devserver.vtl import render
+from devserver.vtl_context import identity as anonymous_identity
 from tests.conftest import TABLE, TEMPLATE
 
 REGION = "eu-central-1"
@@ -35,10 +38,13 @@ def load_route(table: str = TABLE) -> infra.IntegrationRoute:
 ROUTE = load_route()
 
 
-def method_request(headers: Optional[Mapping[str, str]] = None, request_id: str = "req-1") -> MethodRequest:
+def method_request(headers: Optional[Mapping[str, str]] = None, request_id: str = "req-1",
+                   **identity: str) -> MethodRequest:
+    """`identity`: the caller's `$context.identity` fields beyond an anonymous caller's."""
     return MethodRequest(
         params={"path": {}, "querystring": {}, "header": dict(headers or {})},
-        context={"requestId": request_id, "extendedRequestId": "ext", "requestTimeEpoch": EPOCH_MS},
+        context={"requestId": request_id, "extendedRequestId": "ext", "requestTimeEpoch": EPOCH_MS,
+                 "identity": {**anonymous_identity("198.51.100.7", "test"), **identity}},
         accept=None,
         stage_variables={},
     )
@@ -67,7 +73,8 @@ def transport(dynamodb: Any) -> Iterator[BotocoreTransport]:
 
 
 def stored_request(dynamodb: Any, item_id: str) -> Optional[Dict[str, Any]]:
-    return dynamodb.get_item(TableName=TABLE, Key={"id": {"S": item_id}}, ConsistentRead=True).get("Item")
+    return dynamodb.get_item(TableName=TABLE, Key={"id": {"S": item_key(ANONYMOUS, item_id)}},
+                             ConsistentRead=True).get("Item")
 
 
 def put_through(transport: BotocoreTransport, body: str, request: MethodRequest,
@@ -108,7 +115,8 @@ def test_hostile_bodies_render_a_valid_put_that_stores_the_body_exactly(body, dy
         "TableName": TABLE,
         "ConditionExpression": "attribute_not_exists(id)",
         "Item": {
-            "id": {"S": "req-hostile"},
+            "id": {"S": "anonymous/req-hostile"},
+            "owner": {"S": "anonymous"},
             "request": {"S": body},
             "status": {"S": "PENDING"},
             "createdAt": {"N": str(EPOCH_MS)},
@@ -157,13 +165,13 @@ def test_any_json_object_is_stored_byte_for_byte(document, options, dynamodb):
 def test_a_valid_idempotency_key_becomes_the_id_whatever_the_header_case(header):
     put = json.loads(render_put('{"a": 1}', method_request({header: "order-42:v1.x_y"})))
 
-    assert put["Item"]["id"] == {"S": "order-42:v1.x_y"}
+    assert put["Item"]["id"] == {"S": "anonymous/order-42:v1.x_y"}
 
 
 def test_without_a_key_the_request_id_is_the_id():
     put = json.loads(render_put('{"a": 1}', method_request(request_id="c6af9ac6-7b61")))
 
-    assert put["Item"]["id"] == {"S": "c6af9ac6-7b61"}
+    assert put["Item"]["id"] == {"S": "anonymous/c6af9ac6-7b61"}
 
 
 def test_a_key_of_100_characters_is_accepted(transport, dynamodb):
@@ -305,3 +313,69 @@ def test_a_dynamodb_server_error_answers_503(status):
 def test_selection_patterns_match_the_whole_status(status, pattern):
     selected = select_integration_response(ROUTE, status)
     assert selected is not None and selected.selection_pattern == pattern
+
+
+# --- owners ------------------------------------------------------------------------------------------
+
+USER = {"user": "AIDAEXAMPLEUSER1", "caller": "AIDAEXAMPLEUSER1", "accessKey": "AKIAEXAMPLE1",
+        "userArn": "arn:aws:iam::123456789012:user/alice", "accountId": "123456789012"}
+
+
+@pytest.mark.parametrize("identity, owner", [
+    ({}, "anonymous"),
+    (USER, "iam-AIDAEXAMPLEUSER1"),
+    ({"user": "AROAEXAMPLEROLE1:session-17", "caller": "AROAEXAMPLEROLE1:session-17"}, "iam-AROAEXAMPLEROLE1"),
+    ({"user": "123456789012:bob"}, "iam-123456789012:bob"),  # a federated user: its name is its own
+    ({"apiKeyId": "a1b2c3d4e5"}, "key-a1b2c3d4e5"),
+])
+def test_the_put_stores_the_callers_stable_identity_as_owner(identity, owner):
+    put = json.loads(render_put('{"a": 1}', method_request({"Idempotency-Key": "k-1"}, **identity)))
+
+    assert put["Item"]["owner"] == {"S": owner}
+    assert put["Item"]["id"] == {"S": f"{owner}/k-1"}
+
+
+def test_every_session_of_a_role_is_one_owner():
+    puts = [json.loads(render_put('{"a": 1}', method_request(user=f"AROAEXAMPLEROLE1:{session}")))
+            for session in ("botocore-session-1", "i-0abc", "alice@example.com")]
+    owners = {put["Item"]["owner"]["S"] for put in puts}
+    assert owners == {"iam-AROAEXAMPLEROLE1"}
+
+
+IDENTITY_VALUES = st.one_of(st.none(), st.just(""), st.text(alphabet="AROIDKEY019:+=,.@_-", max_size=30),
+                            st.text(max_size=12))
+
+
+@settings(max_examples=300, deadline=None)
+@given(user=IDENTITY_VALUES, api_key_id=IDENTITY_VALUES)
+def test_the_template_and_the_routes_agree_on_every_owner(user, api_key_id):
+    identity = {name: value for name, value in (("user", user), ("apiKeyId", api_key_id)) if value is not None}
+    put = json.loads(render_put('{"a": 1}', method_request({"Idempotency-Key": "k-1"}, **identity)))
+    owner = owner_of(identity)
+
+    if re.fullmatch(OWNER_PATTERN, owner):
+        assert put["Item"]["id"] == {"S": f"{owner}/k-1"} and put["Item"]["owner"] == {"S": owner}
+    else:  # an identity the routes could never match to an item: the template stores nothing
+        assert put["Item"]["id"] == {"S": ""}
+
+
+def test_two_owners_may_use_one_key_and_neither_learns_of_the_other(transport, dynamodb):
+    alice = put_through(transport, '{"n": 1}', method_request({"Idempotency-Key": "table-12-order-1"}, **USER))
+    bob = put_through(transport, '{"n": 2}', method_request({"Idempotency-Key": "table-12-order-1"},
+                                                            user="AIDAEXAMPLEUSER2"))
+    alice_again = put_through(transport, '{"n": 3}', method_request({"Idempotency-Key": "table-12-order-1"}, **USER))
+
+    assert (alice.status, response_json(alice)) == (202, {"id": "table-12-order-1"})
+    assert (bob.status, response_json(bob)) == (202, {"id": "table-12-order-1"})
+    assert (alice_again.status, response_json(alice_again)["id"]) == (409, "table-12-order-1")
+    items = {item["id"]["S"]: item["request"]["S"] for item in dynamodb.scan(TableName=TABLE)["Items"]}
+    assert items == {"iam-AIDAEXAMPLEUSER1/table-12-order-1": '{"n": 1}',
+                     "iam-AIDAEXAMPLEUSER2/table-12-order-1": '{"n": 2}'}
+
+
+def test_an_identity_that_cannot_own_requests_is_403_and_nothing_is_stored(transport, dynamodb):
+    response = put_through(transport, '{"a": 1}', method_request(user='AIDA"}, "status": {"S": "SUCCEEDED'))
+
+    assert (response.status, response_json(response)) == (
+        403, {"message": "the caller's identity cannot own requests; nothing was stored"})
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 0

@@ -9,6 +9,7 @@ from chalice.test import Client
 
 import app as app_module
 from chalicelib import runtime
+from chalicelib.ownership import ANONYMOUS, item_key
 from chalicelib.store import RequestStore
 from devserver.testing.events import pending_item
 from devserver.testing.fakes import FailingClient
@@ -23,12 +24,21 @@ def http(dynamodb: Any) -> Iterator[Any]:
     runtime.reset()
 
 
+def stored(request_id: str, body: Any, **options: Any) -> Any:
+    """An item the test client's caller owns: it calls without identity, as the anonymous owner."""
+    return pending_item(request_id, body, owner=ANONYMOUS, **options)
+
+
+def mine(request_id: str) -> str:
+    return item_key(ANONYMOUS, request_id)
+
+
 def get(http: Any, request_id: str) -> Any:
     return http.get(f"/requests/{request_id}")
 
 
 def test_a_pending_request_shows_its_state_but_never_its_body(http, dynamodb):
-    dynamodb.put_item(TableName=TABLE, Item=pending_item("r-1", {"secret": "s3cr3t"}, created_at_ms=1767225600123))
+    dynamodb.put_item(TableName=TABLE, Item=stored("r-1", {"secret": "s3cr3t"}, created_at_ms=1767225600123))
 
     response = get(http, "r-1")
 
@@ -43,9 +53,10 @@ def test_a_pending_request_shows_its_state_but_never_its_body(http, dynamodb):
 def test_a_finished_request_shows_its_result_or_error(http, dynamodb):
     store = RequestStore(dynamodb, TABLE)
     for request_id in ("ok", "bad"):
-        dynamodb.put_item(TableName=TABLE, Item=pending_item(request_id, {}))
-    store.finish_succeeded("ok", {"portions": {"margherita": 2}, "ratio": 0.5}, now_ms=1767225601000, expires_at=1)
-    store.finish_failed("bad", {"type": "RejectedRequest", "message": "unknown dish"}, now_ms=1767225602000)
+        dynamodb.put_item(TableName=TABLE, Item=stored(request_id, {}))
+    store.finish_succeeded(mine("ok"), {"portions": {"margherita": 2}, "ratio": 0.5}, now_ms=1767225601000,
+                           expires_at=1)
+    store.finish_failed(mine("bad"), {"type": "RejectedRequest", "message": "unknown dish"}, now_ms=1767225602000)
 
     ok, bad = json.loads(get(http, "ok").body), json.loads(get(http, "bad").body)
 
@@ -56,8 +67,9 @@ def test_a_finished_request_shows_its_result_or_error(http, dynamodb):
 
 
 def test_a_pending_request_shows_its_last_transient_error(http, dynamodb):
-    dynamodb.put_item(TableName=TABLE, Item=pending_item("r-1", {}))
-    RequestStore(dynamodb, TABLE).record_attempt("r-1", {"type": "TransientError", "message": "printer"}, now_ms=5)
+    dynamodb.put_item(TableName=TABLE, Item=stored("r-1", {}))
+    transient = {"type": "TransientError", "message": "printer"}
+    RequestStore(dynamodb, TABLE).record_attempt(mine("r-1"), transient, now_ms=5)
 
     body = json.loads(get(http, "r-1").body)
 
@@ -67,7 +79,7 @@ def test_a_pending_request_shows_its_last_transient_error(http, dynamodb):
 
 def test_each_id_returns_only_its_own_item(http, dynamodb):
     for request_id in ("a", "b", "a.b", "a:b"):
-        dynamodb.put_item(TableName=TABLE, Item=pending_item(request_id, {}))
+        dynamodb.put_item(TableName=TABLE, Item=stored(request_id, {}))
 
     assert {json.loads(get(http, i).body)["id"] for i in ("a", "b", "a.b", "a:b")} == {"a", "b", "a.b", "a:b"}
     assert get(http, "a-").status_code == 404
@@ -110,8 +122,8 @@ def test_throttled_storage_is_a_retryable_503(dynamodb):
 # --- POST /requests/{id}/retry ------------------------------------------------------------------
 
 def fail(dynamodb: Any, request_id: str, message: str = "unknown dish") -> None:
-    dynamodb.put_item(TableName=TABLE, Item={**pending_item(request_id, {}), "listStatus": {"S": "PENDING"}})
-    RequestStore(dynamodb, TABLE).finish_failed(request_id, {"type": "RejectedRequest", "message": message},
+    dynamodb.put_item(TableName=TABLE, Item={**stored(request_id, {}), "listStatus": {"S": "PENDING"}})
+    RequestStore(dynamodb, TABLE).finish_failed(mine(request_id), {"type": "RejectedRequest", "message": message},
                                                 now_ms=1767225601000)
 
 
@@ -125,14 +137,14 @@ def test_retrying_a_failed_request_makes_it_pending_and_keeps_its_error_history(
     view = json.loads(get(http, "r-1").body)
     assert view["status"] == "PENDING" and "error" not in view
     assert view["errorHistory"] == [{"type": "RejectedRequest", "message": "first"}]
-    stored = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": "r-1"}})["Item"]
-    assert stored["listStatus"] == {"S": "PENDING"}
+    item = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": mine("r-1")}})["Item"]
+    assert item["listStatus"] == {"S": "PENDING"}
 
 
 def test_a_second_failure_and_retry_append_to_the_history(http, dynamodb):
     fail(dynamodb, "r-1", "first")
     http.post("/requests/r-1/retry")
-    RequestStore(dynamodb, TABLE).finish_failed("r-1", {"type": "RejectedRequest", "message": "second"}, now_ms=2)
+    RequestStore(dynamodb, TABLE).finish_failed(mine("r-1"), {"type": "RejectedRequest", "message": "second"}, now_ms=2)
 
     assert http.post("/requests/r-1/retry").status_code == 202
     assert [e["message"] for e in json.loads(get(http, "r-1").body)["errorHistory"]] == ["first", "second"]
@@ -140,14 +152,14 @@ def test_a_second_failure_and_retry_append_to_the_history(http, dynamodb):
 
 @pytest.mark.parametrize("status", ["PENDING", "SUCCEEDED"])
 def test_only_a_failed_request_can_be_retried(http, dynamodb, status):
-    dynamodb.put_item(TableName=TABLE, Item={**pending_item("r-1", {}), "status": {"S": status}})
+    dynamodb.put_item(TableName=TABLE, Item={**stored("r-1", {}), "status": {"S": status}})
 
     response = http.post("/requests/r-1/retry")
 
     assert response.status_code == 409
     body = json.loads(response.body)
     assert body["id"] == "r-1" and status in body["message"]
-    assert dynamodb.get_item(TableName=TABLE, Key={"id": {"S": "r-1"}})["Item"]["status"] == {"S": status}
+    assert dynamodb.get_item(TableName=TABLE, Key={"id": {"S": mine("r-1")}})["Item"]["status"] == {"S": status}
 
 
 def test_retrying_an_unknown_or_impossible_id(http):
@@ -158,7 +170,7 @@ def test_retrying_an_unknown_or_impossible_id(http):
 # --- GET /requests?status= -------------------------------------------------------------------------
 
 def add_listed(dynamodb: Any, request_id: str, status: str, created_at_ms: int) -> None:
-    item = {**pending_item(request_id, {}, created_at_ms=created_at_ms), "status": {"S": status}}
+    item = {**stored(request_id, {}, created_at_ms=created_at_ms), "status": {"S": status}}
     if status == "SUCCEEDED":
         del item["listStatus"]  # the sparse index holds only unfinished and failed requests
     else:

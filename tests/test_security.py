@@ -170,14 +170,23 @@ def test_the_merge_and_sam_keep_each_skip_on_its_resource(stage):
 
 # --- auth ----------------------------------------------------------------------------------------
 
-def test_every_route_of_a_stage_is_guarded_alike(stage):
+CALLER_ROUTES = {("/requests", "put"), ("/requests", "get"), ("/requests/{request_id}", "get"),
+                 ("/requests/{request_id}/retry", "post")}
+OPERATOR_ROUTES = {("/admin/requests", "get"), ("/admin/requests/{owner}/{request_id}", "get"),
+                   ("/admin/requests/{owner}/{request_id}/retry", "post")}
+
+
+def test_every_caller_route_is_guarded_alike_and_operator_routes_by_iam(stage):
+    mode = stage["mode"]
+    operators = None if mode == "none" else SECURITY["iam"]  # only IAM can grant a role (README "Who can see what")
     for template in (stage["sam"]["Resources"]["RestAPI"]["Properties"]["DefinitionBody"],
                      resources(stage)["RestAPI"]["Properties"]["Body"]):
         guarded = {(path, method): operation.get("security") for path, method, operation in operations(template)}
-        assert set(guarded) == {("/requests", "put"), ("/requests", "get"), ("/requests/{request_id}", "get"),
-                                ("/requests/{request_id}/retry", "post")}
-        assert set(map(json.dumps, guarded.values())) == {json.dumps(SECURITY[stage["mode"]])}, guarded
-        assert template.get("securityDefinitions") == DEFINITIONS[stage["mode"]]
+        assert set(guarded) == CALLER_ROUTES | OPERATOR_ROUTES
+        assert {route: guarded[route] for route in CALLER_ROUTES} == dict.fromkeys(CALLER_ROUTES, SECURITY[mode])
+        assert {route: guarded[route] for route in OPERATOR_ROUTES} == dict.fromkeys(OPERATOR_ROUTES, operators)
+        definitions = {**(DEFINITIONS[mode] or {}), **(DEFINITIONS["iam"] if operators else {})}
+        assert template.get("securityDefinitions") == (definitions or None)
 
 
 def test_an_api_key_stage_has_a_usage_plan_for_its_stage_and_one_key(stage):

@@ -1,13 +1,20 @@
-"""A small HTTP client for the local API, for tests, bench and reliability (standard library only)."""
+"""A small HTTP client for the local API, for tests, bench and reliability."""
 from __future__ import annotations
 
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from devserver.local_config import DEFAULT_REGION, DEFAULT_SECRET_KEY
+
 Answer = Tuple[int, Any]
+
+
+def _query(status: str, query: Mapping[str, str]) -> str:
+    return urllib.parse.urlencode({"status": status, **query})
 
 
 def http(method: str, url: str, body: Optional[bytes] = None, headers: Optional[Mapping[str, str]] = None,
@@ -35,23 +42,51 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
 
 
 class Api:
-    def __init__(self, url: str) -> None:
+    """The API as one caller uses it: unsigned, or signed as `access_key` when the local stack runs
+    with `--auth iam` (every local access key has the stack's one secret key)."""
+
+    def __init__(self, url: str, access_key: Optional[str] = None, *, secret_key: str = DEFAULT_SECRET_KEY,
+                 region: str = DEFAULT_REGION) -> None:
         self.url = url
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.region = region
+
+    def call(self, method: str, path: str, body: Optional[bytes] = None,
+             headers: Optional[Mapping[str, str]] = None) -> Answer:
+        url = f"{self.url}{path}"
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if self.access_key is not None:
+            from botocore.auth import SigV4Auth
+            from botocore.awsrequest import AWSRequest
+            from botocore.credentials import Credentials
+
+            signed = AWSRequest(method=method, url=url, data=body or b"", headers=all_headers)
+            SigV4Auth(Credentials(self.access_key, self.secret_key), "execute-api", self.region).add_auth(signed)
+            all_headers = dict(signed.headers.items())
+        return http(method, url, body, all_headers)
 
     def put(self, body: Any, headers: Optional[Mapping[str, str]] = None) -> Answer:
         data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
-        return http("PUT", f"{self.url}/requests", data, headers)
+        return self.call("PUT", "/requests", data, headers)
 
     def get(self, request_id: str) -> Answer:
-        return http("GET", f"{self.url}/requests/{request_id}")
+        return self.call("GET", f"/requests/{request_id}")
 
     def retry(self, request_id: str) -> Answer:
-        return http("POST", f"{self.url}/requests/{request_id}/retry", b"")
+        return self.call("POST", f"/requests/{request_id}/retry", b"")
 
     def list(self, status: str, **query: str) -> Answer:
-        params = "&".join(f"{k}={v}" for k, v in {"status": status, **query}.items())
-        return http("GET", f"{self.url}/requests?{params}")
+        return self.call("GET", f"/requests?{_query(status, query)}")
 
+    def operator_get(self, owner: str, request_id: str) -> Answer:
+        return self.call("GET", f"/admin/requests/{owner}/{request_id}")
+
+    def operator_retry(self, owner: str, request_id: str) -> Answer:
+        return self.call("POST", f"/admin/requests/{owner}/{request_id}/retry", b"")
+
+    def operator_list(self, status: str, **query: str) -> Answer:
+        return self.call("GET", f"/admin/requests?{_query(status, query)}")
     def accepted(self, body: Any, headers: Optional[Mapping[str, str]] = None) -> str:
         """PUT and return the new request's id (AssertionError unless 202)."""
         status, answer = self.put(body, headers)

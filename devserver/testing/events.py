@@ -86,11 +86,15 @@ class StreamEvents:
         }
 
 
-def pending_item(request_id: str, body: Any, *, created_at_ms: int = 1767225600000) -> Dict[str, Any]:
-    """The item the PUT template writes, as typed attributes."""
+def pending_item(request_id: str, body: Any, *, created_at_ms: int = 1767225600000,
+                 owner: Optional[str] = None) -> Dict[str, Any]:
+    """The item the PUT template writes, as typed attributes: keyed "<owner>/<request_id>" with its
+    owner when `owner` is given (what the routes read), else by `request_id` alone."""
     text = body if isinstance(body, str) else json.dumps(body)
+    ownership = {} if owner is None else {"owner": {"S": owner}}
     return {
-        "id": {"S": request_id},
+        "id": {"S": request_id if owner is None else f"{owner}/{request_id}"},
+        **ownership,
         "request": {"S": text},
         "status": {"S": "PENDING"},
         "createdAt": {"N": str(created_at_ms)},
