@@ -19,6 +19,8 @@ import pytest
 
 from devserver.infra import resolve
 from infra.base_stack import deployed_refs, stage_base_stack
+from infra.chalice_deploy import ssm_parameters
+from infra.dynamic_references import resolve_dynamic_references
 from tests.conftest import ROOT, ctrl_c_reaches_it
 from tests.test_package import package_stage
 
@@ -251,6 +253,8 @@ def test_functions_get_the_base_stacks_table_and_the_package_paths_settings(dev,
 
     for logical, suffix in FUNCTIONS.items():
         properties = resolve({k: package[logical]["Properties"][k] for k in ("Environment", "Layers")}, dev["refs"])
+        # The layer's {{resolve:ssm:...}}, read from the endpoint's SSM as CloudFormation reads AWS's.
+        properties = resolve_dynamic_references(properties, ssm_parameters(client("ssm", dev["env"])))
         deployed = functions["storefirst-dev" + (f"-{suffix}" if suffix else "")]
         assert deployed["Environment"] == properties["Environment"]
         assert [layer["Arn"] for layer in deployed["Layers"]] == properties["Layers"]

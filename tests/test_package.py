@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from infra.merge_stage import write_stage_template
+from infra.powertools_layer import LayerReference, parse_layer_reference
 from infra.precompile import add_bytecode, runtime_of
 from infra.translate import translate
 from tests.conftest import ROOT
@@ -238,13 +240,16 @@ def test_the_put_route_is_a_direct_dynamodb_integration(packaged):
     assert "get" in body["paths"]["/requests/{request_id}"]
 
 
-def test_both_functions_get_powertools_from_the_public_layer_and_their_table(packaged):
+def test_every_function_gets_the_locked_powertools_for_its_runtime_and_its_table(packaged):
+    python = (ROOT / ".python-version").read_text().strip()
     for name in ("Process", "APIHandler", "HandleFailures", "Reconcile"):
         properties = resources(packaged)[name]["Properties"]
         [layer] = properties["Layers"]
-        assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64" in layer["Fn::Sub"]
+        # Chalice takes the runtime from the interpreter that packaged (the venv of .python-version);
+        # the layer is the public parameter's for that Python (tests/test_versions.py).
+        assert properties["Runtime"] == f"python{python}"
+        assert parse_layer_reference(layer) == LayerReference("x86_64", python, version("aws-lambda-powertools"))
         assert properties["Environment"]["Variables"]["TABLE_NAME"] == {"Ref": "RequestsTable"}
-        assert properties["Runtime"] == "python3.11"
 
 
 def test_the_prod_stage_keeps_successes_longer_than_dev(packaged):
