@@ -16,8 +16,9 @@ from typing import Mapping, Sequence
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
+from chalicelib.config import SERVICE  # the `service` dimension Powertools adds
+
 NAMESPACE = "storefirst"
-SERVICE = "storefirst"  # the `service` dimension Powertools adds
 COUNTS = ("Processed", "Succeeded", "Failed", "TransientRetries")
 LATENCY = "ProcessingLatency"
 

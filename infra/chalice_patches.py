@@ -13,6 +13,7 @@ by property:
                Layers                  the function's layers (a merge replaces lists too)
                LoggingConfig           sent with CreateFunction / UpdateFunctionConfiguration (the log
                                        group is the base stack's)
+               Tracing                 Active: the function's xray (Chalice sends TracingConfig Active)
                Events.<id>.Properties  Stream / Queue: the event source's ARN; every other property:
                                        a CreateEventSourceMapping parameter, sent on create and, where
                                        UpdateEventSourceMapping takes it, on every update
@@ -40,7 +41,8 @@ from infra.dynamic_references import DynamicReferenceError, ParameterLookup, res
 # SAM's event property names where the Lambda API's differ (samtranslator's PullEventSource).
 _SAM_TO_API = {"KmsKeyArn": "KMSKeyArn"}
 _EVENT_ARN = {models.DynamoDBEventSource: "Stream", models.SQSEventSource: "Queue"}
-_FUNCTION_PROPERTIES = ("Environment", "Layers", "LoggingConfig", "Events")
+_FUNCTION_PROPERTIES = ("Environment", "Layers", "LoggingConfig", "Tracing", "Events")
+_TRACING_MODES = {"Active": True, "PassThrough": False}
 
 
 class PatchError(ValueError):
@@ -115,6 +117,11 @@ def _patch_function(model: models.LambdaFunction, properties: Mapping[str, Any],
     model.environment_variables = {**model.environment_variables, **{k: str(v) for k, v in variables.items()}}
     if "Layers" in properties:
         model.layers = list(properties["Layers"])
+    if "Tracing" in properties:
+        if properties["Tracing"] not in _TRACING_MODES:
+            raise PatchError(f"infra/template.yaml: {name}.Tracing is {properties['Tracing']!r}, not one of "
+                             f"{', '.join(_TRACING_MODES)}")
+        model.xray = _TRACING_MODES[properties["Tracing"]]
     for event_id, event in properties.get("Events", {}).items():
         source = targets.get(event_id)
         if not isinstance(source, models.FunctionEventSubscriber) or source.lambda_function is not model:

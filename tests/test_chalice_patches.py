@@ -107,6 +107,7 @@ def test_models_get_the_base_stacks_sources_table_layers_and_exact_policies(temp
         assert function.environment_variables["TABLE_NAME"] == "<RequestsTable>"
         assert function.environment_variables["AUTH_MODE"] == "none"  # the stage's own variables stay
         assert function.layers == [LAYER_ARN]  # the template's {{resolve:ssm:...}}, read from SSM
+        assert function.xray is True  # Tracing: Active
     role = ids["ProcessRole"]
     assert type(role.policy) is models.IAMPolicy  # not read from .chalice/policy-*.json, no wildcard added
     document: Any = role.policy.document
@@ -129,8 +130,10 @@ def test_the_rest_api_gets_the_put_route_resolved_and_tracing(template, applicat
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda t: t["Resources"]["Process"]["Properties"].update(Tracing="Active"),
-     r"Process sets \['Tracing'\], which the chalice deploy path does not apply"),
+    (lambda t: t["Resources"]["Process"]["Properties"].update(ReservedConcurrentExecutions=5),
+     r"Process sets \['ReservedConcurrentExecutions'\], which the chalice deploy path does not apply"),
+    (lambda t: t["Resources"]["Process"]["Properties"].update(Tracing="On"),
+     r"Process.Tracing is 'On', not one of Active, PassThrough"),
     (lambda t: t["Resources"]["ProcessRole"]["Properties"].update(ManagedPolicyArns=["arn:x"]),
      r"ProcessRole sets \['ManagedPolicyArns'\]"),
     (lambda t: event_properties(t, "Process", "ProcessDynamodbEventSource").update(Retries=3),

@@ -76,6 +76,11 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
                                  "Resource": {"Fn::GetAtt": ["RequestsTable", "Arn"]}}]
 
 
+# Active tracing's two actions, which take no resource (docs: IAM-4).
+WRITE_TRACES = {"xray:PutTraceSegments": "*", "xray:PutTelemetryRecords": "*"}
+RESOURCELESS = set(WRITE_TRACES)
+
+
 @pytest.mark.parametrize("role_name, expected", [
     ("ProcessRole", {
         "dynamodb:DescribeStream": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
@@ -88,6 +93,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "s3:ListBucket": {"Fn::GetAtt": ["ProcessorFailureBucket", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${ProcessLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${ProcessLogGroup.Arn}:*"},
+        **WRITE_TRACES,
     }),
     ("ApiHandlerRole", {
         "dynamodb:GetItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
@@ -95,6 +101,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "dynamodb:Query": {"Fn::Sub": "${RequestsTable.Arn}/index/open-by-status"},
         "logs:CreateLogStream": {"Fn::Sub": "${APIHandlerLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${APIHandlerLogGroup.Arn}:*"},
+        **WRITE_TRACES,
     }),
     ("HandleFailuresRole", {
         "sqs:ReceiveMessage": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
@@ -104,6 +111,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "dynamodb:PartiQLUpdate": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
+        **WRITE_TRACES,
     }),
     ("ReconcileRole", {
         "dynamodb:Query": {"Fn::Sub": "${RequestsTable.Arn}/index/open-by-status"},
@@ -111,6 +119,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "dynamodb:PartiQLUpdate": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${ReconcileLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${ReconcileLogGroup.Arn}:*"},
+        **WRITE_TRACES,
     }),
 ])
 def test_each_lambda_role_names_exact_actions_on_exact_resources(packaged, role_name, expected):
@@ -238,6 +247,13 @@ def test_the_put_route_is_a_direct_dynamodb_integration(packaged):
     assert {"202", "400", "409", "413", "415", "429", "500", "503"} <= declared
     # The Chalice route is still there beside it.
     assert "get" in body["paths"]["/requests/{request_id}"]
+
+
+def test_every_function_is_traced_actively(packaged):
+    functions = [r for r in resources(packaged).values() if r["Type"] == "AWS::Lambda::Function"]
+
+    assert len(functions) == 4
+    assert [f["Properties"]["TracingConfig"] for f in functions] == [{"Mode": "Active"}] * 4
 
 
 def test_every_function_gets_the_locked_powertools_for_its_runtime_and_its_table(packaged):
