@@ -199,6 +199,7 @@ def test_the_reconciler_runs_on_a_schedule(packaged):
      {"Fn::GetAtt": ["ProcessorFailureQueue", "QueueName"]}),
     ("ProcessorErrorsAlarm", "AWS/Lambda", "Errors", {"Ref": "Process"}),
     ("Api5xxAlarm", "AWS/ApiGateway", "5XXError", "storefirst"),
+    ("RequestsFailedAlarm", "storefirst", "Failed", "storefirst"),
 ])
 def test_operators_are_alarmed_on_what_strands_requests(packaged, alarm, namespace, metric, dimension):
     properties = resources(packaged)[alarm]["Properties"]
@@ -206,6 +207,21 @@ def test_operators_are_alarmed_on_what_strands_requests(packaged, alarm, namespa
     assert (properties["Namespace"], properties["MetricName"]) == (namespace, metric)
     assert properties["Dimensions"][0]["Value"] == dimension
     assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_dashboard_shows_intake_outcomes_latency_lag_failures_and_function_health(packaged):
+    body = resources(packaged)["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    filled = body.replace("${AWS::Region}", "eu-central-1").replace("${ProcessorFailureQueue.QueueName}", "q")
+    for function in ("Process", "APIHandler", "HandleFailures", "Reconcile"):
+        filled = filled.replace("${%s}" % function, function)
+
+    widgets = json.loads(filled)["widgets"]
+    rows = [row for w in widgets for row in w["properties"]["metrics"]]
+    named = {part for row in rows for part in row if isinstance(part, str)}
+    assert {"Count", "4XXError", "5XXError", "Processed", "Succeeded", "Failed", "ProcessingLatency",
+            "IteratorAge", "ApproximateNumberOfMessagesVisible", "Errors", "Throttles"} <= named
+    assert {"Process", "APIHandler", "HandleFailures", "Reconcile", "q"} <= named
+    assert {"p50", "p90", "p99"} <= {part["stat"] for row in rows for part in row if isinstance(part, dict)}
 
 
 def test_the_status_index_is_sparse_and_keyed_by_status_then_age(packaged):
