@@ -29,6 +29,13 @@ PROVIDED = ("boto3/", "botocore/", "s3transfer/", "jmespath/", "dateutil/", "url
 # the SDK anyway (the processor builds its client on the first invocation).
 _TIMER = ("import sys, time\nsys.path.insert(0, {path!r})\nbegan = time.perf_counter()\nimport boto3\n"
           "middle = time.perf_counter()\nimport app\nprint(middle - began, time.perf_counter() - middle)\n")
+# What a stage with the X-Ray SDK on adds before its first AWS call (chalicelib/tracing.py): CPU time
+# as well as wall time, the CPU figure being the one a loaded machine disturbs least.
+_TRACER_TIMER = ("import sys, time\nsys.path.insert(0, {path!r})\nimport boto3, app\nfrom chalicelib import tracing\n"
+                 "wall, cpu = time.perf_counter(), time.process_time()\nassert tracing.instrument()\n"
+                 "print(time.perf_counter() - wall, time.process_time() - cpu)\n")
+# Lambda's signals that tracing.instrument() reads, as in a stage that turns the SDK on (prod).
+_TRACED = {"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "false"}
 
 
 def package(out: Path) -> Path:
@@ -48,6 +55,15 @@ def import_seconds(path: Path, env: Dict[str, str]) -> Tuple[float, float]:
     out = subprocess.run([sys.executable, "-c", code], cwd=path, env=env, capture_output=True, text=True, check=True)
     boto3_s, app_s = out.stdout.strip().splitlines()[-1].split()
     return float(boto3_s), float(app_s)
+
+
+def tracer_seconds(path: Path, env: Dict[str, str]) -> Tuple[float, float]:
+    """(wall, CPU) seconds of turning the X-Ray SDK on, after import app, in one fresh interpreter."""
+    code = _TRACER_TIMER.format(path=str(path))
+    out = subprocess.run([sys.executable, "-c", code], cwd=path, env={**env, **_TRACED}, capture_output=True,
+                         text=True, check=True)
+    wall_s, cpu_s = out.stdout.strip().splitlines()[-1].split()
+    return float(wall_s), float(cpu_s)
 
 
 def _timings(path: Path, env: Dict[str, str], repeat: int) -> Tuple[List[float], List[float]]:
@@ -79,6 +95,7 @@ def run(repeat: int = 10) -> Dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if k not in ("STREAM_ARN", "TABLE_NAME", "PYTHONPATH")}
         env.update(AWS_DEFAULT_REGION=REGION, PYTHONDONTWRITEBYTECODE="1")
         boto3_s, app_s = _timings(unpacked, env, repeat)
+        tracer = [tracer_seconds(unpacked, env) for _ in range(repeat)]
         # For context: the same tree as `chalice package` alone ships it, without bytecode.
         for cache in list(unpacked.rglob("__pycache__")):
             shutil.rmtree(cache)
@@ -92,6 +109,9 @@ def run(repeat: int = 10) -> Dict[str, Any]:
         "app_after_boto3_ms": median(app_s) * 1000,
         "app_after_boto3_all_ms": [round(s * 1000, 1) for s in app_s],
         "app_after_boto3_sources_only_ms": median(sources_s) * 1000,
+        # Stage prod: Powertools Tracer imports aws-xray-sdk and patches botocore (dev does neither).
+        "xray_sdk_ms": median([w for w, _ in tracer]) * 1000,
+        "xray_sdk_cpu_ms": median([c for _, c in tracer]) * 1000,
         "zip_bytes": zip_bytes, "zip_files": len(names), "vendored_runtime_files": vendored,
         # What the zip would weigh if Powertools were vendored instead of taken from its layer.
         "zip_with_powertools_bytes": zip_bytes + powertools_zip,

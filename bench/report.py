@@ -135,6 +135,10 @@ def coldstart_rows(c: Dict[str, Any]) -> List[Row]:
             ratio(app, c["import_boto3_ms"]), "<= 40 ms", _met(app, 40),
             "Powertools' Logger and our modules' top-level code (%.0f ms without the bytecode "
             "make package ships: Lambda cannot cache it)" % c["app_after_boto3_sources_only_ms"]),
+        Row("6 cold start: X-Ray SDK on (stage prod)", c["xray_sdk_ms"], "ms", app, "import app beyond boto3",
+            ratio(c["xray_sdk_ms"], app), "report (off in dev)", None,
+            "Powertools Tracer importing aws-xray-sdk and patching botocore before the first call "
+            "(%.0f ms of CPU); dev keeps it off, Lambda's own trace of each invocation stays" % c["xray_sdk_cpu_ms"]),
         Row("6 deployment zip", c["zip_bytes"] / 1024, "KB", c["zip_with_powertools_bytes"] / 1024,
             "same zip with Powertools vendored", ratio(c["zip_bytes"], c["zip_with_powertools_bytes"]),
             "nothing the runtime/layer provides", not c["vendored_runtime_files"],

@@ -27,6 +27,12 @@ GIVE_UP_AFTER_SECONDS = "GIVE_UP_AFTER_SECONDS"
 # applies the same stage value to the PUT route. Unset (the local stack, tests) means none.
 AUTH_MODE = "AUTH_MODE"
 AUTH_MODES = ("none", "iam", "api_key")
+# X-Ray SDK instrumentation (chalicelib/tracing.py): "false" turns it on, per stage. The signals
+# Powertools' Tracer reads itself: its switch, Lambda's task root (set in every function) and Chalice's.
+TRACE_DISABLED = "POWERTOOLS_TRACE_DISABLED"
+LAMBDA_TASK_ROOT = "LAMBDA_TASK_ROOT"
+CHALICE_CLI_MODE = "AWS_CHALICE_CLI_MODE"  # set by every chalice command, never by Lambda (docs: CHALICE-202)
+SERVICE = "storefirst"  # Powertools' service name (logs, metrics, traces)
 # Read by `chalice package/deploy` when it imports the app; the merge template replaces them.
 STREAM_ARN = "STREAM_ARN"
 FAILURE_QUEUE_ARN = "FAILURE_QUEUE_ARN"

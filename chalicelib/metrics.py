@@ -1,32 +1,34 @@
-"""CloudWatch embedded metric format (EMF) lines: one per batch, written to stdout, which
-CloudWatch Logs turns into metrics without any API call from the function."""
+"""The processor's metrics, written by Powertools Metrics in CloudWatch's embedded metric format
+(EMF): JSON lines on stdout that CloudWatch Logs turns into metrics, with no API call from the function.
+
+Powertools comes from the same public layer as the Logger (docs: LAMBDA-2), so this costs no import
+beyond it. Each batch gets a provider of its own rather than the shared `Metrics()` singleton: a
+business logic that also uses Powertools Metrics keeps its own set and flush.
+
+EMF takes at most 100 values per metric in one line (docs: CW-1). Powertools writes the set out as
+soon as a metric reaches 100 values and starts a new one, so the counts go in first: they are in the
+first line, once, and the latencies spread over as many lines as they need.
+"""
 from __future__ import annotations
 
-import json
-from typing import Dict, List, Mapping, Sequence
+from typing import Mapping, Sequence
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+from chalicelib.config import SERVICE  # the `service` dimension Powertools adds
 
 NAMESPACE = "storefirst"
-DIMENSIONS = {"service": "storefirst"}
 COUNTS = ("Processed", "Succeeded", "Failed", "TransientRetries")
 LATENCY = "ProcessingLatency"
-# EMF takes at most 100 values per metric in one line.
-_VALUES_PER_LINE = 100
 
 
-def emf_lines(counts: Mapping[str, int], latencies_ms: Sequence[int], now_ms: int) -> List[str]:
-    """The batch's counts in one line; latency values (ms from createdAt) spread over as many
-    lines as EMF's 100-value limit needs."""
-    chunks = [list(latencies_ms[i:i + _VALUES_PER_LINE]) for i in range(0, len(latencies_ms), _VALUES_PER_LINE)]
-    lines = []
-    for position, chunk in enumerate(chunks or [[]]):
-        values: Dict[str, object] = {name: counts.get(name, 0) for name in COUNTS} if position == 0 else {}
-        definitions = [{"Name": name, "Unit": "Count"} for name in values]
-        if chunk:
-            values[LATENCY] = chunk
-            definitions.append({"Name": LATENCY, "Unit": "Milliseconds"})
-        lines.append(json.dumps({
-            "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [
-                {"Namespace": NAMESPACE, "Dimensions": [list(DIMENSIONS)], "Metrics": definitions}]},
-            **DIMENSIONS, **values,
-        }, separators=(",", ":")))
-    return lines
+def publish_batch(counts: Mapping[str, int], latencies_ms: Sequence[int]) -> None:
+    """Write one batch's counts (COUNTS, missing ones as 0) and its latencies (ms from createdAt)."""
+    metrics = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
+    for name in COUNTS:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts.get(name, 0))
+    for latency in latencies_ms:
+        metrics.add_metric(name=LATENCY, unit=MetricUnit.Milliseconds, value=latency)
+    if metrics.metric_set:  # empty when the last latency completed a line of 100
+        metrics.flush_metrics()

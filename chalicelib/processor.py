@@ -29,7 +29,7 @@ from chalicelib.errors import (
     StoreUnavailable,
 )
 from chalicelib.logs import logger
-from chalicelib.metrics import emf_lines
+from chalicelib.metrics import publish_batch
 from chalicelib.model import PENDING
 from chalicelib.outcomes import (
     BatchResponse,
@@ -68,9 +68,9 @@ class StreamProcessor:
         executor: Executor,
         success_ttl_seconds: int,
         now: Callable[[], float] = time.time,
-        emit: Callable[[str], None] = print,
+        publish: Callable[[Mapping[str, int], Sequence[int]], None] = publish_batch,
     ) -> None:
-        self._emit = emit
+        self._publish = publish
         self._store = store
         self._logic = business_logic
         self._executor = executor
@@ -93,11 +93,10 @@ class StreamProcessor:
         return batch_response(retry)
 
     def _emit_metrics(self, counts: Mapping[Outcome, int], latencies_ms: List[int]) -> None:
+        """One flush per batch (chalicelib/metrics.py)."""
         succeeded, failed, retried = counts[Outcome.SUCCEEDED], counts[Outcome.FAILED], counts[Outcome.RETRY]
-        totals = {"Processed": succeeded + failed + retried, "Succeeded": succeeded, "Failed": failed,
-                  "TransientRetries": retried}
-        for line in emf_lines(totals, latencies_ms, int(self._now() * 1000)):
-            self._emit(line)
+        self._publish({"Processed": succeeded + failed + retried, "Succeeded": succeeded, "Failed": failed,
+                       "TransientRetries": retried}, latencies_ms)
 
     def _process(self, requests: List[NewRequest]) -> List[Tuple[NewRequest, Outcome, Optional[int]]]:
         try:

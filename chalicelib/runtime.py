@@ -30,10 +30,19 @@ def settings() -> config.Settings:
     return value
 
 
+def traced() -> bool:
+    """X-Ray instruments botocore before the first client is built, where the stage wants it."""
+    from chalicelib import tracing
+
+    value: bool = built("tracing", tracing.instrument)
+    return value
+
+
 def store() -> RequestStore:
     def build() -> RequestStore:
         from chalicelib.aws import dynamodb_client
 
+        traced()
         return RequestStore(dynamodb_client(settings()), settings().table_name)
     value: RequestStore = built("store", build)
     return value
@@ -43,6 +52,7 @@ def s3() -> Any:
     def build() -> Any:
         from chalicelib.aws import s3_client
 
+        traced()
         return s3_client()
     return built("s3", build)
 

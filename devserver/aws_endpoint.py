@@ -4,7 +4,7 @@ moto's server (every service it has, nothing created in it) in this process, so 
 and `chalice deploy` can run against one URL: `AWS_ENDPOINT_URL=<its URL>`. It records what they
 create; it runs nothing (use `make run` to exercise the system itself).
 
-Two extensions, both where moto refuses what AWS accepts (`install_extensions`):
+Three extensions, each where moto refuses what AWS accepts (`install_extensions`):
 
 1. Lambda takes a layer version of another account as it is: AWS's public layers (Powertools,
    which infra/template.yaml adds) live in AWS's accounts; moto knows only layers published in
@@ -18,6 +18,10 @@ Two extensions, both where moto refuses what AWS accepts (`install_extensions`):
    templates, parameters), plus the API's models, validators, gateway responses and binary media
    types. In `overwrite` mode (what `chalice deploy` sends) everything the document does not
    declare is dropped first; `merge` adds to what is there. OpenAPI 3 still goes to moto's import.
+3. SSM answers the public parameters Powertools publishes per release (docs: LAMBDA-2), which the
+   deploy path reads for infra/template.yaml's `{{resolve:ssm:...}}` layer: moto has none of them.
+   Each holds the layer ARN in the shape Powertools publishes, with a stand-in layer version
+   (STAND_IN_LAYER_VERSION): which number a release got is known only to AWS (docs: LOCAL-9).
 
 tests/test_aws_endpoint.py pins the moto version and the source of what is replaced or called.
 Do not write to a deployed table here: moto would invoke the mapped function, through Docker,
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 if TYPE_CHECKING:  # moto is imported when the endpoint starts: `python -m devserver db` need not pay for it
     from moto.apigateway.models import APIGatewayBackend
     from moto.awslambda.models import LambdaFunction
+    from moto.ssm.models import ParameterDict
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,7 @@ _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "x-amazo
 _PARAMETER_PLACES = {"header": "header", "query": "querystring", "path": "path"}
 # API Gateway's default integration timeout: its maximum (docs: APIGW-20).
 _DEFAULT_TIMEOUT_MS = 29_000
+STAND_IN_LAYER_VERSION = 1  # the layer version of every Powertools parameter here (docs: LOCAL-9)
 
 
 def import_swagger(backend: "APIGatewayBackend", api_id: str, doc: Mapping[str, Any], mode: str) -> None:
@@ -169,6 +175,7 @@ def install_extensions() -> None:
         return [known.get(arn, {"Arn": arn, "CodeSize": 0}) for arn in layers_versions_arns]
 
     LambdaFunction._get_layers_data = functools.wraps(moto_layers)(layers_data)  # type: ignore[method-assign]
+    _serve_powertools_parameters()
     moto_import, moto_put = APIGatewayBackend.import_rest_api, APIGatewayBackend.put_rest_api
 
     def import_rest_api(self: "APIGatewayBackend", api_doc: Dict[str, Any], fail_on_warnings: bool) -> Any:
@@ -190,6 +197,29 @@ def install_extensions() -> None:
         wrapped: Any = functools.wraps(getattr(APIGatewayBackend, name))(replacement)
         wrapped.swagger_aware = True
         setattr(APIGatewayBackend, name, wrapped)
+
+
+def _serve_powertools_parameters() -> None:
+    """moto's SSM loads AWS's public parameters into a region when one is first asked for; Powertools'
+    are added the same way (extension 3)."""
+    from moto.core.utils import utcnow
+    from moto.ssm.models import Parameter, ParameterDict
+
+    from infra.powertools_layer import PARAMETER_NAME, layer_arn, parse_parameter_name
+
+    moto_loading = ParameterDict._check_loading_status
+
+    def check_loading_status(self: "ParameterDict", key: str) -> None:
+        moto_loading(self, key)
+        name = str(key or "")
+        # dict's own methods: ParameterDict's would call back into this one.
+        if PARAMETER_NAME.fullmatch(name) and not dict.__contains__(self, name):
+            arn = layer_arn(parse_parameter_name(name), self.region_name, STAND_IN_LAYER_VERSION)
+            dict.__setitem__(self, name, [Parameter(  # type: ignore[abstract]  # moto makes them so too
+                account_id=self.account_id, name=name, value=arn, parameter_type="String", description=None,
+                allowed_pattern=None, keyid=None, last_modified_date=utcnow(), version=1, data_type="text")])
+
+    ParameterDict._check_loading_status = functools.wraps(moto_loading)(check_loading_status)  # type: ignore[method-assign]
 
 
 class Endpoint:

@@ -8,9 +8,9 @@ infra/template.yaml, the file `make package` merges, by these rules:
 
 - a resource there with a `Type` is one of ours and goes in as it is (DeletionPolicy included);
   the others patch Chalice's resources and are applied by infra/chalice_deploy.py;
-- a `Ref` to a Chalice function (the alarms' FunctionName) becomes the name `chalice deploy` gives
-  it (`storefirst-dev-process`); any other reference to a Chalice resource is refused: none
-  exists before `chalice deploy`.
+- a `Ref` to a Chalice function (the alarms' FunctionName), or a `${Process}` in an `Fn::Sub` (the
+  dashboard's body), becomes the name `chalice deploy` gives it (`storefirst-dev-process`); any
+  other reference to a Chalice resource is refused: none exists before `chalice deploy`.
 
 So the log groups keep CloudFormation's generated names, as in the package path: a retained group
 (DeletionPolicy Retain, docs: CFN-1) cannot block the stack's re-creation, nor can a
@@ -131,8 +131,23 @@ def _function_names_for_refs(value: Any, functions: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
         if list(value) == ["Ref"] and value["Ref"] in functions:
             return functions[value["Ref"]]
+        if list(value) == ["Fn::Sub"]:
+            return {"Fn::Sub": _function_names_in_sub(value["Fn::Sub"], functions)}
         return {key: _function_names_for_refs(item, functions) for key, item in value.items()}
     return value
+
+
+def _function_names_in_sub(argument: Any, functions: Mapping[str, str]) -> Any:
+    """An Fn::Sub argument with each `${<function>}` written as the function's deployed name (a
+    variable the Sub defines itself is left to it)."""
+    text, variables = (argument[0], argument[1]) if isinstance(argument, list) else (argument, {})
+
+    def named(match: "re.Match[str]") -> str:
+        name = match.group(1)
+        return functions[name] if name in functions and name not in variables else match.group(0)
+
+    text = _SUB_VARIABLE.sub(named, text)
+    return [text, _function_names_for_refs(variables, functions)] if isinstance(argument, list) else text
 
 
 def stage_base_stack(project_dir: Path, stage: str) -> BaseStack:

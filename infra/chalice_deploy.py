@@ -33,7 +33,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 import click
 import yaml
@@ -120,7 +120,8 @@ class Additions:
         session = Session(profile=config.profile)  # made as Chalice makes its own: same credentials, region
         stack = base_template(template, function_names(application), stack_name(config.app_name, stage))
         refs = deployed_refs(session.create_client("cloudformation"), stack, stage)
-        self.wire = apply_patches(application, merged["Resources"], refs)
+        self.wire = apply_patches(application, merged["Resources"], refs,
+                                  parameters=ssm_parameters(session.create_client("ssm")))
         deployed = config.deployed_resources(stage)
         self.replaced = replaced_stream_mappings(application, deployed, stack.name, stage)
         sources = {(m.lambda_function.function_name, _event_source_arn(m)): m for m in _event_sources(application)}
@@ -174,6 +175,20 @@ class Additions:
         config = self._settings().logging.get(params["FunctionName"])
         if config:
             params["LoggingConfig"] = dict(config)
+
+
+def ssm_parameters(ssm: Any) -> Callable[[str], str]:
+    """Reads a parameter a patch's `{{resolve:ssm:...}}` names, in the stage's region, as CloudFormation
+    does when it deploys (docs: CFN-4): the Powertools layer's ARN for the locked release (docs: LAMBDA-2)."""
+    def lookup(name: str) -> str:
+        try:
+            value: str = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound as exc:
+            raise PatchError(f"SSM parameter {name} does not exist in {ssm.meta.region_name}: infra/template.yaml "
+                             f"names it in a {{{{resolve:ssm:...}}}} reference (a Powertools release whose layer "
+                             f"parameter is not published yet?)") from exc
+        return value
+    return lookup
 
 
 def replaced_stream_mappings(application: models.Application, deployed: DeployedResources, stack: str,

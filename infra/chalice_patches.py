@@ -2,8 +2,10 @@
 
 `chalice package --merge-template` deep-merges each patch into Chalice's resource of the same
 logical id (docs: CHALICE-3, CHALICE-10). `chalice deploy` takes no template, so here each patch is resolved
-against the base stack (its Ref / Fn::GetAtt / Fn::Sub read the stack's outputs) and applied to
-the model its logical id names (infra/chalice_graph.py), property by property:
+against the base stack (its Ref / Fn::GetAtt / Fn::Sub read the stack's outputs), its
+`{{resolve:ssm:...}}` references are read from SSM as CloudFormation would (the Powertools layer,
+docs: CFN-4), and it is applied to the model its logical id names (infra/chalice_graph.py), property
+by property:
 
     patch of   property                on the deploy path
     function   Environment.Variables   merged into the function's environment (TABLE_NAME: the base
@@ -11,6 +13,7 @@ the model its logical id names (infra/chalice_graph.py), property by property:
                Layers                  the function's layers (a merge replaces lists too)
                LoggingConfig           sent with CreateFunction / UpdateFunctionConfiguration (the log
                                        group is the base stack's)
+               Tracing                 Active: the function's xray (Chalice sends TracingConfig Active)
                Events.<id>.Properties  Stream / Queue: the event source's ARN; every other property:
                                        a CreateEventSourceMapping parameter, sent on create and, where
                                        UpdateEventSourceMapping takes it, on every update
@@ -33,11 +36,13 @@ from chalice.deploy import models
 
 from devserver.infra import InfraError, resolve
 from infra.chalice_graph import logical_ids
+from infra.dynamic_references import DynamicReferenceError, ParameterLookup, resolve_dynamic_references
 
 # SAM's event property names where the Lambda API's differ (samtranslator's PullEventSource).
 _SAM_TO_API = {"KmsKeyArn": "KMSKeyArn"}
 _EVENT_ARN = {models.DynamoDBEventSource: "Stream", models.SQSEventSource: "Queue"}
-_FUNCTION_PROPERTIES = ("Environment", "Layers", "LoggingConfig", "Events")
+_FUNCTION_PROPERTIES = ("Environment", "Layers", "LoggingConfig", "Tracing", "Events")
+_TRACING_MODES = {"Active": True, "PassThrough": False}
 
 
 class PatchError(ValueError):
@@ -67,8 +72,9 @@ class WireSettings:
 
 
 def apply_patches(application: models.Application, resources: Mapping[str, Any],
-                  refs: Mapping[str, str]) -> WireSettings:
-    """Apply the patches among template `resources` (those without a Type) to `application`'s models."""
+                  refs: Mapping[str, str], *, parameters: ParameterLookup) -> WireSettings:
+    """Apply the patches among template `resources` (those without a Type) to `application`'s models;
+    `parameters` reads an SSM parameter the patches' dynamic references name."""
     targets = logical_ids(application)
     swagger: Dict[str, Any] = {}
     mappings: List[MappingSettings] = []
@@ -79,7 +85,7 @@ def apply_patches(application: models.Application, resources: Mapping[str, Any],
         model = targets.get(name)
         if model is None:
             raise PatchError(f"infra/template.yaml patches {name}, which the Chalice app does not have")
-        properties = _resolved(patch.get("Properties", {}), refs, name)
+        properties = _resolved(patch.get("Properties", {}), refs, parameters, name)
         unknown = set(patch) - {"Properties", "Metadata"}
         if unknown:
             raise PatchError(f"infra/template.yaml: {name} sets {sorted(unknown)}; the deploy path applies "
@@ -111,6 +117,11 @@ def _patch_function(model: models.LambdaFunction, properties: Mapping[str, Any],
     model.environment_variables = {**model.environment_variables, **{k: str(v) for k, v in variables.items()}}
     if "Layers" in properties:
         model.layers = list(properties["Layers"])
+    if "Tracing" in properties:
+        if properties["Tracing"] not in _TRACING_MODES:
+            raise PatchError(f"infra/template.yaml: {name}.Tracing is {properties['Tracing']!r}, not one of "
+                             f"{', '.join(_TRACING_MODES)}")
+        model.xray = _TRACING_MODES[properties["Tracing"]]
     for event_id, event in properties.get("Events", {}).items():
         source = targets.get(event_id)
         if not isinstance(source, models.FunctionEventSubscriber) or source.lambda_function is not model:
@@ -141,12 +152,16 @@ def _patch_event_source(source: models.FunctionEventSubscriber, properties: Dict
     return MappingSettings(source.lambda_function.function_name, arn, parameters)
 
 
-def _resolved(value: Any, refs: Mapping[str, str], where: str) -> Any:
+def _resolved(value: Any, refs: Mapping[str, str], parameters: ParameterLookup, where: str) -> Any:
     try:
-        return resolve(value, refs)  # a new structure: what is applied never aliases the template
+        resolved = resolve(value, refs)  # a new structure: what is applied never aliases the template
     except InfraError as exc:
         raise PatchError(f"infra/template.yaml: {where}: {exc} (the base stack outputs only what the patches "
                          f"read: `make infra`)") from exc
+    try:
+        return resolve_dynamic_references(resolved, parameters)
+    except DynamicReferenceError as exc:
+        raise PatchError(f"infra/template.yaml: {where}: {exc}") from exc
 
 
 def _only(properties: Mapping[str, Any], known: Tuple[str, ...], name: str) -> None:

@@ -13,17 +13,19 @@ import pytest
 from moto import mock_aws
 from moto.apigateway.models import APIGatewayBackend, RestAPI, apigateway_backends
 from moto.awslambda.models import LambdaFunction
+from moto.ssm.models import ParameterDict
 
-from devserver.aws_endpoint import import_swagger
+from devserver.aws_endpoint import STAND_IN_LAYER_VERSION, import_swagger, install_extensions
 
 pytestmark = pytest.mark.unit
 
 MOTO_VERSION = "5.2.5"
-# What devserver/aws_endpoint.py replaces (the first three) or calls, with a digest of its source.
+# What devserver/aws_endpoint.py replaces (the first four) or calls, with a digest of its source.
 EXTENDED = {
     APIGatewayBackend.import_rest_api: "dedcce114ca39db4",
     APIGatewayBackend.put_rest_api: "f1dc2dc5beb0efd1",
     LambdaFunction._get_layers_data: "dd2f13beb05252c8",
+    ParameterDict._check_loading_status: "7cfa610f1d0e77b6",
     APIGatewayBackend.create_rest_api: "a9cca3da13a75ce6",
     APIGatewayBackend.create_model: "b443ac00b11ea093",
     APIGatewayBackend.create_request_validator: "f81c5d3e9b74ba6a",
@@ -182,3 +184,17 @@ def test_overwrite_drops_what_the_new_definition_lacks_and_merge_keeps_it(api):
     assert paths == {"/": set(), "/requests": {"OPTIONS"}, "/requests/{request_id}": {"GET"}}
     assert client.get_gateway_responses(restApiId=api_id)["items"] == []
     assert [v["name"] for v in client.get_request_validators(restApiId=api_id)["items"]] == ["body-only"]
+
+
+def test_ssm_answers_powertools_public_parameters_with_the_layer_arn_shape():
+    install_extensions()
+    name = "/aws/service/powertools/python/x86_64/python3.11/3.37.0"
+    with mock_aws():
+        ssm = boto3.client("ssm", region_name="eu-central-1")
+
+        parameter = ssm.get_parameter(Name=name)["Parameter"]
+
+        assert parameter["Value"] == ("arn:aws:lambda:eu-central-1:017000801446:layer:"
+                                      f"AWSLambdaPowertoolsPythonV3-python311-x86_64:{STAND_IN_LAYER_VERSION}")
+        with pytest.raises(ssm.exceptions.ParameterNotFound):
+            ssm.get_parameter(Name="/aws/service/powertools/python/x86_64/python3.11/latest-ish")

@@ -15,10 +15,18 @@ from infra.base_stack import BaseStackError, base_template, deploy, deployed_ref
 from tests.conftest import TEMPLATE
 
 # moto's CloudFormation creates no alarms (it says so in a warning); the template is what is checked here.
-pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudWatch..Alarm")]
+pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudWatch..Alarm"),
+              pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudWatch..Dashboard")]
 
 FUNCTIONS = {"Process": "storefirst-dev-process", "APIHandler": "storefirst-dev",
              "HandleFailures": "storefirst-dev-handle_failures", "Reconcile": "storefirst-dev-reconcile"}
+
+
+def deployed_names(text: str) -> str:
+    """`text` (a template as JSON) with each Chalice function's Ref and ${...} as its deployed name."""
+    for logical, name in FUNCTIONS.items():
+        text = text.replace(json.dumps({"Ref": logical}), json.dumps(name)).replace("${%s}" % logical, name)
+    return text
 
 
 @pytest.fixture
@@ -38,7 +46,7 @@ def test_the_base_stack_holds_the_templates_own_resources_as_they_are(template):
     ours = {name: r for name, r in template["Resources"].items() if "Type" in r}
     assert set(stack.template["Resources"]) == set(ours)
     for name, resource in ours.items():
-        expected = json.loads(json.dumps(resource).replace('{"Ref": "Process"}', '"storefirst-dev-process"'))
+        expected = json.loads(deployed_names(json.dumps(resource)))
         assert stack.template["Resources"][name] == expected, name
     assert stack.template["Resources"]["RequestsTable"]["DeletionPolicy"] == "Retain"
 
@@ -95,3 +103,24 @@ def test_chalice_deploy_is_told_to_run_make_infra_when_the_stack_is_missing_or_o
     changed["Resources"]["AlarmTopic"]["Properties"]["DisplayName"] = "storefirst alarms"
     with pytest.raises(BaseStackError, match=r"not what infra/template.yaml now makes: run `make infra STAGE=dev`"):
         deployed_refs(cloudformation, base_template(changed, FUNCTIONS, "storefirst-dev-base"), "dev")
+
+
+def test_the_dashboard_names_the_functions_chalice_deploy_creates(template):
+    resources = base_template(template, FUNCTIONS, "storefirst-dev-base").template["Resources"]
+
+    body = resources["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert all(f'"{name}"' in body for name in FUNCTIONS.values())
+    assert not [name for name in FUNCTIONS if "${" + name + "}" in body]
+    # its own resources and pseudo parameters are left to CloudFormation
+    assert "${ProcessorFailureQueue.QueueName}" in body and "${AWS::Region}" in body
+    json.loads(body.replace("${ProcessorFailureQueue.QueueName}", "q").replace("${AWS::Region}", "r"))
+
+
+def test_a_sub_keeps_its_own_variables_even_when_named_like_a_function(template):
+    template["Resources"]["AlarmTopic"]["Properties"]["DisplayName"] = {
+        "Fn::Sub": ["${Process}-${Reconcile}", {"Process": "mine"}]}
+
+    topic = base_template(template, FUNCTIONS, "storefirst-dev-base").template["Resources"]["AlarmTopic"]
+
+    assert topic["Properties"]["DisplayName"] == {"Fn::Sub": ["${Process}-storefirst-dev-reconcile",
+                                                              {"Process": "mine"}]}

@@ -16,6 +16,7 @@ from infra.base_stack import base_template
 from infra.chalice_graph import function_names, logical_ids, stage_application
 from infra.chalice_patches import PatchError, apply_patches
 from tests.conftest import ROOT, TEMPLATE
+from tests.requirements_files import locked_versions
 
 pytestmark = pytest.mark.unit
 
@@ -37,8 +38,21 @@ def stand_in_refs(template: Dict[str, Any], application: models.Application) -> 
     return refs
 
 
+# What SSM answers for the Powertools layer's public parameter (docs: LAMBDA-2), in the refs' region.
+LAYER_PARAMETER = "/aws/service/powertools/python/x86_64/python{python}/{powertools}".format(
+    python=(ROOT / ".python-version").read_text().strip(), powertools=locked_versions()["aws-lambda-powertools"])
+LAYER_ARN = "arn:aws:lambda:eu-central-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:41"
+
+
+def stand_in_parameter(name: str) -> str:
+    if name != LAYER_PARAMETER:
+        raise PatchError(f"no parameter {name}")
+    return LAYER_ARN
+
+
 def apply(template: Dict[str, Any], application: models.Application) -> Any:
-    return apply_patches(application, template["Resources"], stand_in_refs(template, application))
+    return apply_patches(application, template["Resources"], stand_in_refs(template, application),
+                         parameters=stand_in_parameter)
 
 
 def event_properties(template: Dict[str, Any], function: str, event: str) -> Dict[str, Any]:
@@ -92,8 +106,8 @@ def test_models_get_the_base_stacks_sources_table_layers_and_exact_policies(temp
         function = ids[name]
         assert function.environment_variables["TABLE_NAME"] == "<RequestsTable>"
         assert function.environment_variables["AUTH_MODE"] == "none"  # the stage's own variables stay
-        assert function.layers == ["arn:aws:lambda:eu-central-1:017000801446:layer:"
-                                   "AWSLambdaPowertoolsPythonV3-python311-x86_64:27"]
+        assert function.layers == [LAYER_ARN]  # the template's {{resolve:ssm:...}}, read from SSM
+        assert function.xray is True  # Tracing: Active
     role = ids["ProcessRole"]
     assert type(role.policy) is models.IAMPolicy  # not read from .chalice/policy-*.json, no wildcard added
     document: Any = role.policy.document
@@ -116,8 +130,10 @@ def test_the_rest_api_gets_the_put_route_resolved_and_tracing(template, applicat
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda t: t["Resources"]["Process"]["Properties"].update(Tracing="Active"),
-     r"Process sets \['Tracing'\], which the chalice deploy path does not apply"),
+    (lambda t: t["Resources"]["Process"]["Properties"].update(ReservedConcurrentExecutions=5),
+     r"Process sets \['ReservedConcurrentExecutions'\], which the chalice deploy path does not apply"),
+    (lambda t: t["Resources"]["Process"]["Properties"].update(Tracing="On"),
+     r"Process.Tracing is 'On', not one of Active, PassThrough"),
     (lambda t: t["Resources"]["ProcessRole"]["Properties"].update(ManagedPolicyArns=["arn:x"]),
      r"ProcessRole sets \['ManagedPolicyArns'\]"),
     (lambda t: event_properties(t, "Process", "ProcessDynamodbEventSource").update(Retries=3),
@@ -126,6 +142,10 @@ def test_the_rest_api_gets_the_put_route_resolved_and_tracing(template, applicat
      r"patches Nothing, which the Chalice app does not have"),
     (lambda t: t["Resources"]["Process"]["Properties"].update(Layers=[{"Ref": "Missing"}]),
      r"Process: template references 'Missing', which the supplied refs do not define"),
+    (lambda t: t["Resources"]["Process"]["Properties"].update(Layers=["{{resolve:ssm:/elsewhere}}"]),
+     r"no parameter /elsewhere"),
+    (lambda t: t["Resources"]["Process"]["Properties"].update(Layers=["{{resolve:secretsmanager:s:SecretString}}"]),
+     r"Process: \{\{resolve:secretsmanager:s:SecretString\}\}: the chalice deploy path resolves only"),
 ])
 def test_what_the_deploy_path_cannot_apply_fails_loudly(template, application, change, message):
     change(template)

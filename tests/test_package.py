@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from infra.merge_stage import write_stage_template
+from infra.powertools_layer import LayerReference, parse_layer_reference
 from infra.precompile import add_bytecode, runtime_of
 from infra.translate import translate
 from tests.conftest import ROOT
@@ -74,6 +76,11 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
                                  "Resource": {"Fn::GetAtt": ["RequestsTable", "Arn"]}}]
 
 
+# Active tracing's two actions, which take no resource (docs: IAM-4).
+WRITE_TRACES = {"xray:PutTraceSegments": "*", "xray:PutTelemetryRecords": "*"}
+RESOURCELESS = set(WRITE_TRACES)
+
+
 @pytest.mark.parametrize("role_name, expected", [
     ("ProcessRole", {
         "dynamodb:DescribeStream": {"Fn::GetAtt": ["RequestsTable", "StreamArn"]},
@@ -86,6 +93,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "s3:ListBucket": {"Fn::GetAtt": ["ProcessorFailureBucket", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${ProcessLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${ProcessLogGroup.Arn}:*"},
+        **WRITE_TRACES,
     }),
     ("ApiHandlerRole", {
         "dynamodb:GetItem": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
@@ -93,6 +101,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "dynamodb:Query": {"Fn::Sub": "${RequestsTable.Arn}/index/open-by-status"},
         "logs:CreateLogStream": {"Fn::Sub": "${APIHandlerLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${APIHandlerLogGroup.Arn}:*"},
+        **WRITE_TRACES,
     }),
     ("HandleFailuresRole", {
         "sqs:ReceiveMessage": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
@@ -102,6 +111,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "dynamodb:PartiQLUpdate": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
+        **WRITE_TRACES,
     }),
     ("ReconcileRole", {
         "dynamodb:Query": {"Fn::Sub": "${RequestsTable.Arn}/index/open-by-status"},
@@ -109,6 +119,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "dynamodb:PartiQLUpdate": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${ReconcileLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${ReconcileLogGroup.Arn}:*"},
+        **WRITE_TRACES,
     }),
 ])
 def test_each_lambda_role_names_exact_actions_on_exact_resources(packaged, role_name, expected):
@@ -188,6 +199,7 @@ def test_the_reconciler_runs_on_a_schedule(packaged):
      {"Fn::GetAtt": ["ProcessorFailureQueue", "QueueName"]}),
     ("ProcessorErrorsAlarm", "AWS/Lambda", "Errors", {"Ref": "Process"}),
     ("Api5xxAlarm", "AWS/ApiGateway", "5XXError", "storefirst"),
+    ("RequestsFailedAlarm", "storefirst", "Failed", "storefirst"),
 ])
 def test_operators_are_alarmed_on_what_strands_requests(packaged, alarm, namespace, metric, dimension):
     properties = resources(packaged)[alarm]["Properties"]
@@ -195,6 +207,21 @@ def test_operators_are_alarmed_on_what_strands_requests(packaged, alarm, namespa
     assert (properties["Namespace"], properties["MetricName"]) == (namespace, metric)
     assert properties["Dimensions"][0]["Value"] == dimension
     assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_dashboard_shows_intake_outcomes_latency_lag_failures_and_function_health(packaged):
+    body = resources(packaged)["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    filled = body.replace("${AWS::Region}", "eu-central-1").replace("${ProcessorFailureQueue.QueueName}", "q")
+    for function in ("Process", "APIHandler", "HandleFailures", "Reconcile"):
+        filled = filled.replace("${%s}" % function, function)
+
+    widgets = json.loads(filled)["widgets"]
+    rows = [row for w in widgets for row in w["properties"]["metrics"]]
+    named = {part for row in rows for part in row if isinstance(part, str)}
+    assert {"Count", "4XXError", "5XXError", "Processed", "Succeeded", "Failed", "ProcessingLatency",
+            "IteratorAge", "ApproximateNumberOfMessagesVisible", "Errors", "Throttles"} <= named
+    assert {"Process", "APIHandler", "HandleFailures", "Reconcile", "q"} <= named
+    assert {"p50", "p90", "p99"} <= {part["stat"] for row in rows for part in row if isinstance(part, dict)}
 
 
 def test_the_status_index_is_sparse_and_keyed_by_status_then_age(packaged):
@@ -238,13 +265,23 @@ def test_the_put_route_is_a_direct_dynamodb_integration(packaged):
     assert "get" in body["paths"]["/requests/{request_id}"]
 
 
-def test_both_functions_get_powertools_from_the_public_layer_and_their_table(packaged):
+def test_every_function_is_traced_actively(packaged):
+    functions = [r for r in resources(packaged).values() if r["Type"] == "AWS::Lambda::Function"]
+
+    assert len(functions) == 4
+    assert [f["Properties"]["TracingConfig"] for f in functions] == [{"Mode": "Active"}] * 4
+
+
+def test_every_function_gets_the_locked_powertools_for_its_runtime_and_its_table(packaged):
+    python = (ROOT / ".python-version").read_text().strip()
     for name in ("Process", "APIHandler", "HandleFailures", "Reconcile"):
         properties = resources(packaged)[name]["Properties"]
         [layer] = properties["Layers"]
-        assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64" in layer["Fn::Sub"]
+        # Chalice takes the runtime from the interpreter that packaged (the venv of .python-version);
+        # the layer is the public parameter's for that Python (tests/test_versions.py).
+        assert properties["Runtime"] == f"python{python}"
+        assert parse_layer_reference(layer) == LayerReference("x86_64", python, version("aws-lambda-powertools"))
         assert properties["Environment"]["Variables"]["TABLE_NAME"] == {"Ref": "RequestsTable"}
-        assert properties["Runtime"] == "python3.11"
 
 
 def test_the_prod_stage_keeps_successes_longer_than_dev(packaged):

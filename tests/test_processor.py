@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterator, List, Mapping
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Tuple
 
 import pytest
 from chalice.test import Client
@@ -409,21 +409,32 @@ def test_every_log_line_about_a_request_carries_its_id(lambda_client, dynamodb, 
     assert (batch["requests"], batch["request_ids"]) == (2, ["ok-1"])
 
 
-def test_each_batch_emits_its_metrics_in_embedded_metric_format(dynamodb, events):
-    emitted: List[str] = []
+def test_each_batch_publishes_its_metrics_once(dynamodb, events):
+    published: List[Tuple[Dict[str, int], List[int]]] = []
     processor_ = processor.StreamProcessor(
         RequestStore(dynamodb, TABLE), transient_for("insalata"), executor=ThreadPoolExecutor(2),
-        success_ttl_seconds=300, now=lambda: NOW, emit=emitted.append)
+        success_ttl_seconds=300, now=lambda: NOW, publish=lambda c, v: published.append((dict(c), list(v))))
     salad = {"table": 3, "items": [{"dish": "insalata", "qty": 1}]}
     records = [events.insert(put(dynamodb, "ok", ORDER)), events.insert(put(dynamodb, "bad", UNKNOWN_DISH)),
                events.insert(put(dynamodb, "salad", salad))]
 
     processor_.process_batch(records)
 
-    [line] = [json.loads(line) for line in emitted]
-    assert (line["Processed"], line["Succeeded"], line["Failed"], line["TransientRetries"]) == (3, 1, 1, 1)
+    [(counts, latencies)] = published
+    assert counts == {"Processed": 3, "Succeeded": 1, "Failed": 1, "TransientRetries": 1}
     created_ms = 1767225600000  # pending_item's createdAt
-    assert line["ProcessingLatency"] == [int(NOW * 1000) - created_ms] * 2
+    assert latencies == [int(NOW * 1000) - created_ms] * 2
+
+
+def test_the_lambda_handler_writes_one_embedded_metric_line_per_batch(lambda_client, dynamodb, events, capsys):
+    install(dynamodb, CountingLogic())
+    records = [events.insert(put(dynamodb, f"r{i}", ORDER)) for i in range(3)]
+
+    invoke(lambda_client, events.event(*records))
+
+    [line] = [blob for blob in map(json.loads, capsys.readouterr().out.splitlines()) if "_aws" in blob]
+    assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "storefirst"
+    assert (line["Processed"], line["Succeeded"], len(line["ProcessingLatency"])) == ([3.0], [3.0], 3)
 
 
 def test_a_body_nested_deeper_than_python_parses_fails_alone(lambda_client, dynamodb, events):

@@ -23,7 +23,7 @@ from chalicelib.errors import ConfigurationError
 from infra.checkov_input import with_stage_skips
 from infra.merge_stage import integration_operations, merge_template, stage_auth_mode
 from tests.conftest import ROOT, TEMPLATE
-from tests.test_package import as_list, package_stage, resources, statements
+from tests.test_package import RESOURCELESS, as_list, package_stage, resources, statements
 
 AUTH = yaml.safe_load((ROOT / "infra" / "auth.yaml").read_text())
 SECURITY: Dict[str, Any] = {"none": None, "iam": [{"sigv4": []}], "api_key": [{"api_key": []}]}
@@ -128,6 +128,9 @@ def test_no_role_grants_a_wildcard_or_anything_outside_the_stack(stage):
             assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}, (name, statement)  # no Not*, no Condition
             assert statement["Effect"] == "Allow"
             assert all("*" not in action for action in as_list(statement["Action"])), (name, statement)
+            if set(as_list(statement["Action"])) <= RESOURCELESS:
+                assert statement["Resource"] == "*", (name, statement)
+                continue
             for resource in as_list(statement["Resource"]):
                 assert _is_stack_resource(resource, set(everything)), (name, resource)
 
