@@ -30,15 +30,23 @@ from chalice.deploy.swagger import CFNSwaggerGenerator  # noqa: E402
 from chalice.package import TemplateDeepMerger  # noqa: E402
 
 from chalicelib.model import ID_PATTERN as _ID  # noqa: E402
+from chalicelib.ownership import OWNER_PATTERN  # noqa: E402
 from infra.merge_stage import AUTH, TEMPLATE, merge_template, stage_auth_mode  # noqa: E402
 
 ID_PATTERN = f"^{_ID}$"  # the PUT template's $idValid checks the same
 _ERROR = {"$ref": "#/definitions/Error"}
-_FORBIDDEN = {"description": "API Gateway: no such method here, or missing credentials (AUTH_MODE iam/api_key)",
+_FORBIDDEN = {"description": "API Gateway: no such method here, missing credentials (AUTH_MODE iam/api_key), or "
+                             "a caller IAM does not allow on the route (/admin/... for a producer)",
               "schema": _ERROR}
 _UNAVAILABLE = {"description": "storage throttled or down; retry", "schema": _ERROR}
 _MEDIA = {"description": "a Content-Type the route does not take (Chalice)", "schema": {"type": "object"}}
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "type": "string", "pattern": ID_PATTERN}
+_OWNER = {"name": "owner", "in": "path", "required": True, "type": "string", "pattern": f"^{OWNER_PATTERN}$"}
+_LIST_QUERY = [
+    {"name": "status", "in": "query", "required": True, "type": "string", "enum": ["PENDING", "FAILED"]},
+    {"name": "limit", "in": "query", "required": False, "type": "integer", "minimum": 1, "maximum": 100},
+    {"name": "cursor", "in": "query", "required": False, "type": "string"},
+]
 CHALICE_ROUTES: Dict[str, Dict[str, Dict[str, Any]]] = {
     "/requests/{request_id}": {"get": {
         "parameters": [_REQUEST_ID],
@@ -61,18 +69,27 @@ CHALICE_ROUTES: Dict[str, Dict[str, Dict[str, Any]]] = {
             "503": _UNAVAILABLE,
         }}},
     "/requests": {"get": {
-        "parameters": [
-            {"name": "status", "in": "query", "required": True, "type": "string", "enum": ["PENDING", "FAILED"]},
-            {"name": "limit", "in": "query", "required": False, "type": "integer", "minimum": 1, "maximum": 100},
-            {"name": "cursor", "in": "query", "required": False, "type": "string"},
-        ],
+        "parameters": _LIST_QUERY,
         "responses": {
-            "200": {"description": "a page of requests, oldest first", "schema": {"$ref": "#/definitions/Empty"}},
+            "200": {"description": "a page of the caller's requests, oldest first",
+                    "schema": {"$ref": "#/definitions/Empty"}},
             "400": {"description": "bad status, limit or cursor", "schema": _ERROR},
             "415": _MEDIA,
             "503": _UNAVAILABLE,
         }}},
 }
+# The operators' routes: the same answers, for any owner's requests (README "Who can see what").
+CHALICE_ROUTES.update({
+    "/admin/requests/{owner}/{request_id}": {"get": {
+        **CHALICE_ROUTES["/requests/{request_id}"]["get"], "parameters": [_OWNER, _REQUEST_ID]}},
+    "/admin/requests/{owner}/{request_id}/retry": {"post": {
+        **CHALICE_ROUTES["/requests/{request_id}/retry"]["post"], "parameters": [_OWNER, _REQUEST_ID]}},
+    "/admin/requests": {"get": {
+        **CHALICE_ROUTES["/requests"]["get"],
+        "responses": {**CHALICE_ROUTES["/requests"]["get"]["responses"], "200": {
+            "description": "a page of every owner's requests, oldest first",
+            "schema": {"$ref": "#/definitions/Empty"}}}}},
+})
 
 
 def _without_extensions(value: Any) -> Any:

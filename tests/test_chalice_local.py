@@ -21,6 +21,7 @@ from chalice.cli import create_local_server as chalice_create_local_server, relo
 from chalice.cli.factory import CLIFactory
 from chalice.local import HTTPServerThread
 
+from devserver.__main__ import chalice_local_command
 from devserver.db_process import free_port
 from devserver.local_config import PROJECT_DIR
 from devserver.processes import process_alive
@@ -294,3 +295,31 @@ def test_chalice_package_imports_the_app_and_starts_nothing(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "sam.json").exists()
     assert not state.exists()  # no database host, no lock, no checkpoint
+
+
+def test_make_run_passes_the_auth_options_to_chalice_local():
+    command, env = chalice_local_command(["--auth", "iam", "--operators", "OPS, AUDIT", "--secret-key", "s3"])
+
+    assert command[-4:] == ["--port", "8000", "--stage", "dev"]
+    assert (env["STOREFIRST_AUTH"], env["STOREFIRST_OPERATORS"], env["STOREFIRST_SECRET_KEY"]) == (
+        "iam", "AUDIT,OPS", "s3")
+
+
+@pytest.mark.stack
+def test_plain_chalice_local_requires_signatures_when_told(tmp_path):
+    state, log, port = tmp_path / "state", tmp_path / "auth.log", free_port()
+    process = chalice_local(PROJECT_DIR, state, port, log, autoreload=False, STOREFIRST_AUTH="iam",
+                            STOREFIRST_OPERATORS="OPS")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ready(url, process, log)
+
+        assert Api(url).put(ORDER) == (403, {"message": "Missing Authentication Token"})
+        signed = Api(url, "ALICE")
+        request_id = signed.accepted(ORDER)
+        assert signed.finished(request_id)["status"] == "SUCCEEDED"
+        assert Api(url, "OPS").operator_get("iam-ALICE", request_id)[1]["owner"] == "iam-ALICE"
+        assert "auth       iam: SigV4 for execute-api in us-east-1" in log.read_text()
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=10)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import boto3
 import pytest
@@ -57,11 +57,13 @@ def drain(aws: Dict[str, Any]) -> List[Dict[str, Any]]:
              "eventSource": "aws:sqs"} for m in messages]
 
 
-def give_up_on(aws: Dict[str, Any], request_ids: List[str], suffix: str = "a b") -> List[Dict[str, Any]]:
-    """Put the requests, then write their batch as the local ESM's S3 destination does; return the
-    notification messages S3 sends the queue. The key's suffix has a space: S3 URL-encodes keys."""
+def give_up_on(aws: Dict[str, Any], request_ids: List[str], suffix: str = "a b",
+               owner: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Put the requests (`owner`'s, else keyed by id alone), then write their batch as the local
+    ESM's S3 destination does; return the notification messages S3 sends the queue. The key's
+    suffix has a space: S3 URL-encodes keys."""
     for request_id in request_ids:
-        aws["dynamodb"].put_item(TableName=TABLE, Item=pending_item(request_id, {}))
+        aws["dynamodb"].put_item(TableName=TABLE, Item=pending_item(request_id, {}, owner=owner))
     arn = aws["dynamodb"].describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
     shard = aws["streams"].describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     iterator = aws["streams"].get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
@@ -100,6 +102,18 @@ def test_requests_in_the_failure_object_become_failed_and_retryable(aws):
         assert item["attempts"] == {"N": "0"}  # the business logic never finished it
     assert status(aws["dynamodb"], "b")["status"] == {"S": "SUCCEEDED"}
     assert status(aws["dynamodb"], "after")["status"] == {"S": "PENDING"}  # not in the batch
+
+
+def test_an_owners_request_is_failed_under_its_own_key_and_named_by_its_own_id(aws):
+    aws["dynamodb"].put_item(TableName=TABLE, Item=pending_item("same", {}, owner="iam-BOB"))
+    messages = give_up_on(aws, ["same"], owner="iam-ALICE")
+
+    assert consumer(aws).handle(messages) == {"batchItemFailures": []}
+
+    alices = status(aws["dynamodb"], "iam-ALICE/same")
+    assert alices["status"] == {"S": "FAILED"}
+    assert "iam-ALICE" not in alices["error"]["M"]["message"]["S"]  # the owner knows it as "same"
+    assert status(aws["dynamodb"], "iam-BOB/same")["status"] == {"S": "PENDING"}  # another owner's, same id
 
 
 def test_the_stream_is_not_read(aws):

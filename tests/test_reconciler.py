@@ -1,7 +1,7 @@
 """The reconciler: stuck PENDING requests are re-driven once, then failed; others are left alone."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from chalice.test import Client
 
@@ -17,8 +17,8 @@ NOW_MS = 1767225600000 + 10 * HOUR_MS
 SETTINGS = ReconcileSettings(reconcile_after_seconds=7200, give_up_after_seconds=3900)
 
 
-def add(dynamodb: Any, request_id: str, age_ms: int, **extra: Dict[str, Any]) -> None:
-    item = {**pending_item(request_id, {}, created_at_ms=NOW_MS - age_ms),
+def add(dynamodb: Any, request_id: str, age_ms: int, owner: Optional[str] = None, **extra: Dict[str, Any]) -> None:
+    item = {**pending_item(request_id, {}, created_at_ms=NOW_MS - age_ms, owner=owner),
             "listStatus": {"S": "PENDING"}, "redriven": {"BOOL": False}, **extra}
     dynamodb.put_item(TableName=TABLE, Item=item)
 
@@ -57,6 +57,20 @@ def test_a_redriven_request_still_pending_after_the_grace_period_is_failed(dynam
     assert failed["status"] == {"S": "FAILED"} and failed["listStatus"] == {"S": "FAILED"}
     assert failed["error"]["M"]["type"] == {"S": "Stuck"}
     assert "POST /requests/stuck/retry" in failed["error"]["M"]["message"]["S"]
+
+
+def test_an_owners_stuck_request_is_failed_with_the_retry_its_owner_can_call(dynamodb):
+    add(dynamodb, "stuck", age_ms=3 * HOUR_MS, owner="iam-ALICE")
+    add(dynamodb, "stuck", age_ms=HOUR_MS, owner="iam-BOB")  # another owner's, same id, not stuck
+    reconciler(dynamodb).run()
+
+    counts = reconciler(dynamodb, now_ms=NOW_MS + 3901_000).run()
+
+    assert counts["failed"] == 1
+    alices = item(dynamodb, "iam-ALICE/stuck")
+    assert alices["status"] == {"S": "FAILED"}
+    assert "retry with POST /requests/stuck/retry" in alices["error"]["M"]["message"]["S"]
+    assert item(dynamodb, "iam-BOB/stuck")["status"] == {"S": "PENDING"}
 
 
 def test_finished_requests_are_never_touched(dynamodb):
