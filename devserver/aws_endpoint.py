@@ -222,7 +222,7 @@ def _serve_powertools_parameters() -> None:
     ParameterDict._check_loading_status = functools.wraps(moto_loading)(check_loading_status)  # type: ignore[method-assign]
 
 
-class Endpoint:
+class AwsEndpointServer:
     """moto's server with the extensions, serving from a thread; `url` is where it listens."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -251,7 +251,7 @@ def serve_aws(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        server = Endpoint(args.host, args.port)
+        server = AwsEndpointServer(args.host, args.port)
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", flush=True)
         return 1

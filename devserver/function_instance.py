@@ -64,16 +64,17 @@ def load_handler(function: str) -> Callable[[Any, Any], Any]:
 
 
 def serve(sock: socket.socket, handler: Callable[[Any, Any], Any]) -> None:
-    from devserver.stream.invoke import LambdaContext
+    from devserver.stream.invoke import FunctionContext
 
     while True:
         request = recv_frame(sock)
         if request is None:
             return
         info: Dict[str, Any] = request["context"]
-        context = LambdaContext(function_name=info["function_name"], invoked_function_arn=info["invoked_function_arn"],
-                                aws_request_id=info["aws_request_id"], memory_limit_in_mb=info["memory_limit_in_mb"],
-                                timeout_s=info["timeout_s"])
+        context = FunctionContext(
+            function_name=info["function_name"], invoked_function_arn=info["invoked_function_arn"],
+            aws_request_id=info["aws_request_id"], memory_limit_in_mb=info["memory_limit_in_mb"],
+            timeout_s=info["timeout_s"])
         try:
             result = handler(request["event"], context)
         except Exception as exc:  # noqa: BLE001 - an unhandled function error, as Lambda reports it

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from devserver.stream.invoke import LambdaContext
+from devserver.stream.invoke import FunctionContext
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Dict[str, Any], Any], Any]
@@ -106,7 +106,7 @@ class SqsEventSource:
             return 0
         self.counters["received"] += len(messages)
         delivered = [m["MessageId"] for m in messages]
-        context = LambdaContext(function_name=self._function_name, aws_request_id=str(uuid.uuid4()),
+        context = FunctionContext(function_name=self._function_name, aws_request_id=str(uuid.uuid4()),
                                 invoked_function_arn=f"arn:aws:lambda:{self._region}:123456789012:function:"
                                                      f"{self._function_name}")
         self.counters["invocations"] += 1
@@ -143,7 +143,7 @@ class Schedule:
         event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
                  "account": "123456789012", "time": moment, "region": self._region,
                  "resources": [self._rule_arn], "detail": {}}
-        context = LambdaContext(function_name=self._function_name, aws_request_id=str(uuid.uuid4()),
+        context = FunctionContext(function_name=self._function_name, aws_request_id=str(uuid.uuid4()),
                                 invoked_function_arn=f"arn:aws:lambda:{self._region}:123456789012:function:"
                                                      f"{self._function_name}")
         self.fired += 1

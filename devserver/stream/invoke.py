@@ -26,7 +26,7 @@ class Outcome:
 
 
 @dataclass
-class LambdaContext:
+class FunctionContext:
     """The attributes of Lambda's Python context object that handlers commonly read."""
 
     function_name: str
@@ -56,7 +56,7 @@ def invoke(
     """Call the handler synchronously with `{"Records": [...]}` and classify the result."""
     # A JSON round trip hands the handler its own copy, with exactly the types Lambda would deliver.
     event = json.loads(json.dumps({"Records": list(records)}))
-    context = LambdaContext(function_name=function_name, invoked_function_arn=function_arn,
+    context = FunctionContext(function_name=function_name, invoked_function_arn=function_arn,
                             aws_request_id=str(uuid.uuid4()), clock=clock)
     try:
         result = handler(event, context)

@@ -34,7 +34,7 @@ _MAX_STEPS = 10_000
 
 
 @dataclass(frozen=True)
-class Response:
+class PipelineResponse:
     """An HTTP answer, shaped like chalice.test's HTTPResponse (status_code, headers, body, json_body)."""
 
     status_code: int
@@ -143,14 +143,14 @@ class LocalPipeline:
 
     # --- the request's life -----------------------------------------------------------------
 
-    def put(self, body: Any, headers: Optional[Mapping[str, str]] = None) -> Response:
+    def put(self, body: Any, headers: Optional[Mapping[str, str]] = None) -> PipelineResponse:
         """PUT /requests through the template's integration, exactly as API Gateway answers it."""
         from werkzeug.test import Client as WsgiClient
 
         data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
         answer = WsgiClient(self._gateway).put("/requests", data=data,
                                                headers={"Content-Type": "application/json", **(headers or {})})
-        return Response(answer.status_code, dict(answer.headers), answer.get_data())
+        return PipelineResponse(answer.status_code, dict(answer.headers), answer.get_data())
 
     def get(self, request_id: str) -> Any:
         return self.client.http.get(f"/requests/{request_id}")
