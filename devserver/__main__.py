@@ -28,7 +28,7 @@ def chalice_local_command(argv: Optional[List[str]] = None) -> tuple[List[str], 
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--stage", default="dev", help="the Chalice stage (.chalice/config.json)")
     parser.add_argument("--no-autoreload", action="store_true", help="do not restart when the code changes")
-    parser.add_argument("--backend", choices=BACKENDS, default="moto",
+    parser.add_argument("--backend", choices=BACKENDS, default=LocalConfig.backend,
                         help="moto's server, AWS's DynamoDB Local (data kept in the state directory), "
                              "or any endpoint (--endpoint-url, e.g. LocalStack)")
     parser.add_argument("--endpoint-url", help="with --backend url: the DynamoDB endpoint")

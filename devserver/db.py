@@ -52,7 +52,7 @@ from devserver.db_schema import (
     ttl_attribute,
 )
 from devserver.db_ttl import TTL_USER_IDENTITY, TtlSweeper, tag_ttl_remove
-from devserver.local_config import default_state_dir
+from devserver.local_config import BACKENDS, LocalConfig, default_state_dir
 from devserver.processes import process_alive, write_json_atomically
 
 __all__ = ["DbProcess", "DbStartError", "TTL_USER_IDENTITY", "TtlSweeper", "client",
@@ -203,7 +203,7 @@ def _print_summary(args: argparse.Namespace, ddb_url: str | None, sqs_url: str |
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devserver db", description=serve_db.__doc__)
-    parser.add_argument("--backend", choices=["moto", "dynamodb-local", "url"], default="moto")
+    parser.add_argument("--backend", choices=BACKENDS, default=LocalConfig.backend)
     parser.add_argument("--host", default="127.0.0.1", help="interface for moto (DynamoDB Local binds all)")
     parser.add_argument("--port", type=int, default=None,
                         help="DynamoDB port (default 8001 for moto, 8000 for dynamodb-local)")
@@ -214,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoint-url", help="with --backend url: LocalStack or AWS DynamoDB endpoint")
     parser.add_argument("--sqs-endpoint-url", help="with --backend url: SQS endpoint if not --endpoint-url")
     parser.add_argument("--region", default=os.environ.get("AWS_REGION")
-                        or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+                        or os.environ.get("AWS_DEFAULT_REGION") or LocalConfig.region)
     parser.add_argument("--table-name", default=DEFAULT_TABLE)
     parser.add_argument("--queue-name", default=DEFAULT_QUEUE)
     parser.add_argument("--bucket-name", default=DEFAULT_BUCKET, help="local name of a failure bucket")

@@ -25,7 +25,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional
 
 from devserver import aws_guard
 from devserver.db_process import free_port
-from devserver.local_config import DEFAULT_REGION, PROJECT_DIR, LocalConfig
+from devserver.local_config import PROJECT_DIR, LocalConfig
 from devserver.processes import Child, process_alive, read_json, spawn, stop, wait_until
 
 DATABASE_STATE = "db.json"
@@ -117,9 +117,9 @@ def start_database(config: LocalConfig, *, table_name: str, template: Path, owne
 class StackOptions:
     """A local stack for a test, a benchmark or a reliability scenario."""
 
-    backend: str = "moto"
+    backend: str = LocalConfig.backend
     endpoint_url: Optional[str] = None
-    region: str = DEFAULT_REGION
+    region: str = LocalConfig.region
     state_dir: Optional[Path] = None  # None: a temporary directory, deleted on close
     stage: str = "dev"
     host: str = "127.0.0.1"
@@ -129,7 +129,7 @@ class StackOptions:
     fault_seed: Optional[int] = None
     business_logic: Optional[str] = None  # module:function run instead of app.py's
     function_env: Mapping[str, str] = field(default_factory=dict)
-    poll_interval: float = 0.05
+    poll_interval: float = LocalConfig.poll_interval
     schedule_every: Optional[float] = None  # seconds between scheduled runs; None: the app's rate
     project_dir: Path = PROJECT_DIR
     auth: Optional[str] = None  # None: the stage's (devserver/apigw_auth.py's local_auth)

@@ -88,7 +88,7 @@ class LocalConfig:
         environ = os.environ if environ is None else environ
         try:
             function_env = json.loads(environ.get(FUNCTION_ENV) or "{}")
-            poll = float(environ.get(POLL_INTERVAL) or 0.05)
+            poll = float(environ.get(POLL_INTERVAL) or cls.poll_interval)
             schedule_every = float(environ[SCHEDULE_EVERY]) if environ.get(SCHEDULE_EVERY) else None
         except ValueError as exc:
             raise LocalConfigError(f"{FUNCTION_ENV} must be a JSON object, {POLL_INTERVAL} and {SCHEDULE_EVERY} "
@@ -97,17 +97,17 @@ class LocalConfig:
             raise LocalConfigError(f"{FUNCTION_ENV} must be a JSON object of strings")
         return cls(
             state_dir=Path(environ[STATE_DIR]) if environ.get(STATE_DIR) else default_state_dir(),
-            backend=environ.get(BACKEND) or "moto",
+            backend=environ.get(BACKEND) or cls.backend,
             endpoint_url=environ.get(ENDPOINT_URL) or None,
             reset=environ.get(RESET, "") in ("1", "true"),
-            region=environ.get(REGION) or DEFAULT_REGION,
+            region=environ.get(REGION) or cls.region,
             dynamodb_endpoint=environ.get(DYNAMODB_ENDPOINT) or None,
             sqs_endpoint=environ.get(SQS_ENDPOINT) or None,
             function_env=function_env,
             poll_interval=poll,
             schedule_every=schedule_every,
             auth=environ.get(AUTH) or None,
-            secret_key=environ.get(SECRET_KEY) or DEFAULT_SECRET_KEY,
+            secret_key=environ.get(SECRET_KEY) or cls.secret_key,
             operators=frozenset(key.strip() for key in (environ.get(OPERATORS) or "").split(",") if key.strip()),
         )
 
