@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 from functools import wraps
 from typing import Any, Callable, Dict, Mapping, Optional
+from urllib.parse import unquote
 
 from chalice import Blueprint, IAMAuthorizer, Response
 
@@ -86,6 +87,10 @@ def _caller() -> str:
 
 
 def _owned(owner: str, request_id: str) -> str:
+    # A path parameter may arrive still percent-encoded ("k%3A1" for "k:1"): `chalice local` never
+    # decodes it, and API Gateway keeps a REST API's path as sent. Neither an owner nor an id can
+    # contain "%" (ownership.OWNER_PATTERN, model.ID_PATTERN), so decoding once is exact either way.
+    owner, request_id = unquote(owner), unquote(request_id)
     if not is_owner(owner):
         raise InvalidRequestId(f"{owner!r} is not an owner")
     return item_key(owner, _valid_id(request_id))

@@ -127,8 +127,10 @@ class ChaliceRoutes:
         self._lock = threading.Lock()
 
     def __call__(self, request: Request, identity: Mapping[str, Any]) -> HttpResponse:
-        path = urllib.parse.quote(request.path)
-        if request.query_string:
+        # The path as the client sent it, as `chalice local` hands it over: werkzeug's `path` is
+        # decoded, and quoting it again would encode what the client did not (":" -> "%3A").
+        path = request.environ.get("RAW_URI") or urllib.parse.quote(request.path)
+        if "?" not in path and request.query_string:
             path += "?" + request.query_string.decode("latin-1")
         # Chalice's event converter expects lower-case names (it checks 'content-type').
         headers = {name.lower(): value for name, value in request.headers.items()}

@@ -326,6 +326,14 @@ def test_chalice_routes_are_delegated_to_chalice(api):
     assert (response.status_code, response.json) == (200, {"served_by": "chalice", "id": "abc"})
 
 
+@pytest.mark.parametrize("sent", ["k:1.x", "k%3A1.x"])
+def test_chalice_gets_the_path_as_the_client_sent_it(api, sent):
+    # As `chalice local` hands it over: ":" is not re-encoded, "%3A" not decoded (the route decodes).
+    response = api.get(f"/requests/{sent}")
+
+    assert (response.status_code, response.json) == (200, {"served_by": "chalice", "id": sent})
+
+
 @pytest.mark.parametrize("method, path", [("GET", "/nowhere"), ("POST", "/requests"), ("GET", "/requests")])
 def test_unknown_routes_get_chalice_local_403(method, path, api):
     response = api.open(path, method=method)

@@ -221,3 +221,21 @@ def test_a_cursor_for_one_status_is_refused_for_another(http, dynamodb):
     cursor = json.loads(http.get("/requests?status=FAILED&limit=1").body)["next"]
 
     assert http.get(f"/requests?status=PENDING&cursor={cursor}").status_code == 400
+
+
+@pytest.mark.parametrize("path_id", ["k:1.x", "k%3A1.x", "k%3a1%2Ex"])
+def test_an_id_reaches_the_route_the_same_encoded_or_not(http, dynamodb, path_id):
+    dynamodb.put_item(TableName=TABLE, Item=stored("k:1.x", {}))
+
+    response = get(http, path_id)
+
+    assert (response.status_code, json.loads(response.body)["id"]) == (200, "k:1.x")
+
+
+@pytest.mark.parametrize("path_id", ["a%2Fb", "iam-BOB%2Fr-1", "..%2F..%2Fx", "%25"])
+def test_an_encoded_slash_cannot_name_another_owners_request(http, dynamodb, path_id):
+    dynamodb.put_item(TableName=TABLE, Item=pending_item("r-1", {}, owner="iam-BOB"))
+
+    response = get(http, path_id)
+
+    assert response.status_code == 400 and b"r-1" not in response.body

@@ -42,8 +42,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
 
 
 class Api:
-    """The API as one caller uses it: unsigned, or signed as `access_key` when the local stack runs
-    with `--auth iam` (every local access key has the stack's one secret key)."""
+    """The API as one caller uses it (paths are sent as given, hostile ones included): unsigned, or
+    signed as `access_key` when the local stack runs with `--auth iam` (every local access key has
+    the stack's one secret key)."""
 
     def __init__(self, url: str, access_key: Optional[str] = None, *, secret_key: str = DEFAULT_SECRET_KEY,
                  region: str = DEFAULT_REGION) -> None:
@@ -87,6 +88,7 @@ class Api:
 
     def operator_list(self, status: str, **query: str) -> Answer:
         return self.call("GET", f"/admin/requests?{_query(status, query)}")
+
     def accepted(self, body: Any, headers: Optional[Mapping[str, str]] = None) -> str:
         """PUT and return the new request's id (AssertionError unless 202)."""
         status, answer = self.put(body, headers)
