@@ -1,20 +1,24 @@
-"""python -m ops: look after a storefirst stage through its API.
+"""python -m ops: look after a storefirst stage through its operator routes (/admin/requests/...).
 
-    python -m ops show ID                 one request, as JSON
-    python -m ops failed [--limit N]      FAILED requests, oldest first
-    python -m ops pending [--limit N]     PENDING requests, oldest first
-    python -m ops retry ID [ID ...]       move FAILED requests back to PENDING
-    python -m ops retry-failed [--yes]    retry every FAILED request (asks first; --yes without a terminal)
+    python -m ops show OWNER/ID                   one request, as JSON
+    python -m ops failed [--limit N]              FAILED requests of every owner, oldest first
+    python -m ops pending [--limit N]             PENDING requests of every owner, oldest first
+    python -m ops retry OWNER/ID [OWNER/ID ...]   move FAILED requests back to PENDING
+    python -m ops retry-failed [--yes]            retry every FAILED request (asks first; --yes without a terminal)
+
+A request is named OWNER/ID, as `failed` and `pending` print it; a bare ID is the anonymous
+owner's, what a stage without auth stores (`make run`).
 
 The API comes from --api-url or STOREFIRST_API_URL (default http://127.0.0.1:8000, `make run`);
---sigv4 signs requests with the usual AWS credentials for an IAM-authorised stage. Every call is
-tried again on 429, 503 or no answer (--max-attempts, backoff with jitter, Retry-After honoured).
+--sigv4 signs requests with the usual AWS credentials for a stage with auth, whose /admin/* routes
+only IAM identities granted execute-api:Invoke on them may call. Every call is tried again on 429,
+503 or no answer (--max-attempts, backoff with jitter, Retry-After honoured).
 `python -m ops COMMAND --help` says more about each.
 
 Exit codes:
   0    done
-  1    something failed: the API unreachable or refusing, a request not found or not retried,
-       no AWS credentials for --sigv4, the confirmation declined
+  1    something failed: the API unreachable or refusing (access denied included), a request not
+       found or not retried, no AWS credentials for --sigv4, the confirmation declined
   2    usage: arguments argparse refuses, or retry-failed without --yes when stdin is not a terminal
   130  interrupted (Ctrl-C)
 """
@@ -53,11 +57,11 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO
         signer = signer_for(args.api_url, args.region, environ.get("AWS_REGION")) if args.sigv4 else None
         api = Api(args.api_url, signer=signer, backoff=Backoff(attempts=args.max_attempts, sleep=sleep))
         if args.command == "show":
-            return commands.show(api, args.id, out)
+            return commands.show(api, args.name, out)
         if args.command in ("failed", "pending"):
             return commands.list_requests(api, args.command.upper(), args.limit, out)
         if args.command == "retry":
-            return commands.retry(api, args.ids, args.concurrency, out, err)
+            return commands.retry(api, args.names, args.concurrency, out, err)
         confirm = partial(_confirm, stdin=stdin, err=err, yes=args.yes)
         return commands.retry_failed(api, args.concurrency, confirm, out, err)
     except OpsError as exc:

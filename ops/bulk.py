@@ -12,13 +12,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
-from ops.client import Api
+from ops.client import Api, RequestName
 from ops.errors import OpsError, RequestFailed
 
 
 @dataclass(frozen=True)
 class Outcome:
-    request_id: str
+    name: RequestName
     error: Optional[OpsError] = None  # None and attempted: retried
     attempted: bool = True
 
@@ -27,26 +27,26 @@ class Outcome:
         return self.attempted and self.error is None
 
 
-def retry_each(api: Api, ids: Sequence[str], concurrency: int,
+def retry_each(api: Api, names: Sequence[RequestName], concurrency: int,
                on_done: Callable[[Outcome], None] = lambda outcome: None) -> List[Outcome]:
-    """One Outcome per id, in the order of `ids`; `on_done` is called (in this thread) as each finishes."""
+    """One Outcome per request, in the order of `names`; `on_done` is called (in this thread) as each finishes."""
     stop = threading.Event()
 
-    def retry_one(request_id: str) -> Outcome:
+    def retry_one(name: RequestName) -> Outcome:
         if stop.is_set():
-            return Outcome(request_id, attempted=False)
+            return Outcome(name, attempted=False)
         try:
-            api.retry(request_id)
+            api.retry(name)
         except RequestFailed as exc:
-            return Outcome(request_id, exc)
+            return Outcome(name, exc)
         except OpsError as exc:
             stop.set()
-            return Outcome(request_id, exc)
-        return Outcome(request_id)
+            return Outcome(name, exc)
+        return Outcome(name)
 
     executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="retry")
     try:
-        futures: List[Future[Outcome]] = [executor.submit(retry_one, request_id) for request_id in ids]
+        futures: List[Future[Outcome]] = [executor.submit(retry_one, name) for name in names]
         for future in as_completed(futures):
             on_done(future.result())
     except BaseException:

@@ -1,8 +1,13 @@
 """The storefirst HTTP API as an operator uses it: show, list, retry. Every API call of the CLI is here.
 
 It talks to the API rather than to DynamoDB, so it works the same against `make run` and a
-real stage, with the same validation and least privilege the routes already have. With a
-`signer` (ops/sigv4.py) requests are signed for API Gateway IAM auth.
+real stage, with the same validation and least privilege the routes already have. It calls the
+operator routes, /admin/requests/..., which see every owner's requests (chalicelib/ownership.py):
+on a stage with auth they take IAM alone, so the caller needs `--sigv4` and execute-api:Invoke on
+the API's /admin/* routes. With a `signer` (ops/sigv4.py) requests are signed for that.
+
+A request is named "OWNER/ID", as the listings print it (RequestName); a bare "ID" is the
+anonymous owner's, which is what a stage without auth (`make run`) stores.
 
 Every call is tried again on 429, 503 and on no answer at all (refused, reset, timed out), as
 `backoff` says (ops/backoff.py); any other answer is final. Failures become the errors of
@@ -20,15 +25,17 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from chalicelib.model import is_valid_id
+from chalicelib.ownership import ANONYMOUS, SEPARATOR, is_owner
 from ops.backoff import Backoff
 from ops.errors import ApiError, Unreachable, error_for
 from ops.sigv4 import Signer
 
-# The operator's routes, in one place: moving them (under an /admin prefix, say) is a change here only.
-REQUEST_PATH = "/requests/{id}"
-RETRY_PATH = "/requests/{id}/retry"
-LIST_PATH = "/requests"
-PAGE_SIZE = 100  # the most GET /requests answers per page
+# The operator's routes, in one place: moving them is a change here only.
+REQUEST_PATH = "/admin/requests/{owner}/{id}"
+RETRY_PATH = "/admin/requests/{owner}/{id}/retry"
+LIST_PATH = "/admin/requests"
+PAGE_SIZE = 100  # the most GET /admin/requests answers per page
 
 RETRIED_STATUSES = (429, 503)
 
@@ -41,6 +48,40 @@ class Answer:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class RequestName:
+    """A request as operators name it: its owner and the id its owner knows it by."""
+
+    owner: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.owner}{SEPARATOR}{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> "RequestName":
+        """Reads "OWNER/ID", or a bare "ID" (the anonymous owner's). Raises ValueError saying what is wrong."""
+        owner, separator, request_id = text.partition(SEPARATOR)
+        if not separator:
+            owner, request_id = ANONYMOUS, text
+        if not is_owner(owner):
+            raise ValueError(f"{text!r}: {owner!r} is not an owner: name a request OWNER/ID as `failed` and "
+                             "`pending` print it, OWNER being anonymous, iam-<principal id> or key-<API key id> "
+                             "(a bare ID is the anonymous owner's)")
+        if not is_valid_id(request_id):
+            raise ValueError(f"{text!r}: {request_id!r} is not a request id: 1 to 100 characters of "
+                             "A-Z a-z 0-9 . _ : -")
+        return cls(owner, request_id)
+
+    @classmethod
+    def of(cls, item: Dict[str, Any]) -> "RequestName":
+        """The name of a request as the operator routes answer it (with "owner" and "id")."""
+        return cls(str(item["owner"]), str(item["id"]))
+
+    def path(self, template: str) -> str:
+        return template.format(owner=_quoted(self.owner), id=_quoted(self.id))
+
+
 class Api:
     def __init__(self, base_url: str, *, signer: Optional[Signer] = None, backoff: Optional[Backoff] = None,
                  timeout: float = 10.0) -> None:
@@ -49,12 +90,13 @@ class Api:
         self.backoff = backoff or Backoff()
         self.timeout = timeout
 
-    def show(self, request_id: str) -> Dict[str, Any]:
-        return self._call("GET", REQUEST_PATH.format(id=_quoted(request_id)), what=request_id)
+    def show(self, name: RequestName) -> Dict[str, Any]:
+        """The operator's view of one request (with its "owner"). Raises RequestNotFound (404)."""
+        return self._call("GET", name.path(REQUEST_PATH), what=str(name))
 
-    def retry(self, request_id: str) -> Dict[str, Any]:
+    def retry(self, name: RequestName) -> Dict[str, Any]:
         """FAILED -> PENDING (202). Raises NotRetryable (409) for any other status."""
-        return self._call("POST", RETRY_PATH.format(id=_quoted(request_id)), what=request_id)
+        return self._call("POST", name.path(RETRY_PATH), what=str(name))
 
     def page(self, status: str, limit: int, cursor: Optional[str] = None) -> Tuple[List[Dict[str, Any]],
                                                                                     Optional[str]]:
@@ -63,7 +105,7 @@ class Api:
         return body["items"], body["next"]
 
     def all(self, status: str, page_size: int = PAGE_SIZE) -> Iterator[Dict[str, Any]]:
-        """Every request of `status`, oldest first, a page at a time as they are consumed."""
+        """Every owner's requests of `status`, oldest first, a page at a time as they are consumed."""
         cursor: Optional[str] = None
         while True:
             items, cursor = self.page(status, page_size, cursor)
@@ -114,8 +156,8 @@ def _send(request: urllib.request.Request, timeout: float) -> Answer:
             return Answer(error.code, error.headers, error.read(), str(error.reason))
 
 
-def _quoted(request_id: str) -> str:
-    return urllib.parse.quote(request_id, safe="")
+def _quoted(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
 
 
 def _json(answer: Answer, what: str) -> Dict[str, Any]:

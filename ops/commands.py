@@ -6,13 +6,13 @@ import json
 from typing import Any, Callable, Dict, Iterable, List, Sequence, TextIO
 
 from ops.bulk import Outcome, retry_each
-from ops.client import PAGE_SIZE, Api
+from ops.client import PAGE_SIZE, Api, RequestName
 from ops.errors import ApiError
 from ops.progress import progress_bar
 
 
-def show(api: Api, request_id: str, out: TextIO) -> int:
-    out.write(json.dumps(api.show(request_id), indent=2) + "\n")
+def show(api: Api, name: RequestName, out: TextIO) -> int:
+    out.write(json.dumps(api.show(name), indent=2) + "\n")
     return 0
 
 
@@ -26,32 +26,33 @@ def print_items(items: Iterable[Dict[str, Any]], limit: int, out: TextIO) -> Non
         if count >= limit:
             break
         error = item.get("error", {}).get("message", "")
-        out.write(f"{item['id']}\t{item['status']}\t{item['createdAt']}\tattempts={item['attempts']}\t{error}\n")
+        fields = (RequestName.of(item), item["status"], item["createdAt"], f"attempts={item['attempts']}", error)
+        out.write("\t".join(map(str, fields)) + "\n")
 
 
-def retry(api: Api, ids: Sequence[str], concurrency: int, out: TextIO, err: TextIO) -> int:
-    with progress_bar(err, len(ids), "retrying") as advance:
-        outcomes = retry_each(api, ids, concurrency, advance)
+def retry(api: Api, names: Sequence[RequestName], concurrency: int, out: TextIO, err: TextIO) -> int:
+    with progress_bar(err, len(names), "retrying") as advance:
+        outcomes = retry_each(api, names, concurrency, advance)
     return report(outcomes, out, err)
 
 
 def retry_failed(api: Api, concurrency: int, confirm: Callable[[int], bool], out: TextIO, err: TextIO) -> int:
-    ids = [item["id"] for item in api.all("FAILED")]
-    if not ids:
+    names = [RequestName.of(item) for item in api.all("FAILED")]
+    if not names:
         out.write("no FAILED requests\n")
         return 0
-    if not confirm(len(ids)):
+    if not confirm(len(names)):
         err.write("nothing retried\n")
         return 1
-    return retry(api, ids, concurrency, out, err)
+    return retry(api, names, concurrency, out, err)
 
 
 def report(outcomes: List[Outcome], out: TextIO, err: TextIO) -> int:
     """Each failure on its own line (stderr), then the summary (stdout); 1 unless all were retried."""
     for outcome in outcomes:
         if outcome.error is not None:
-            # An ApiError's text starts with the id already; the others are about the API.
-            prefix = "" if isinstance(outcome.error, ApiError) else f"{outcome.request_id}: "
+            # An ApiError's text starts with the request's name already; the others are about the API.
+            prefix = "" if isinstance(outcome.error, ApiError) else f"{outcome.name}: "
             err.write(f"{prefix}{outcome.error}\n")
     retried = sum(outcome.retried for outcome in outcomes)
     failed = sum(outcome.error is not None for outcome in outcomes)

@@ -5,9 +5,9 @@
      ├── Unreachable         no HTTP answer from the API (refused, reset, timed out) after every attempt
      └── ApiError            an HTTP answer that is not 2xx (after every attempt, for 429 and 503)
           ├── RequestFailed  about this one request (400 and below): a bulk retry reports it and goes on
-          │    ├── RequestNotFound  404: no request has that id
+          │    ├── RequestNotFound  404: no request has that owner and id
           │    └── NotRetryable     409: the request is not FAILED
-          ├── AccessDenied   401, 403: the stage wants IAM auth, or this identity may not call it
+          ├── AccessDenied   401, 403: the stage wants IAM auth, or this identity is no operator
           └── Unavailable    429 or 503 on every attempt, or another 5xx
 
 Any error but RequestFailed would fail the next request the same way: a bulk retry stops on it.
@@ -29,7 +29,8 @@ class CredentialsMissing(OpsError):
         super().__init__(
             f"{detail}: --sigv4 signs with the usual AWS credentials: set AWS_PROFILE (after `aws configure` "
             "or `aws sso login`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for "
-            "temporary ones); the local stack needs no --sigv4")
+            "temporary ones); the local stack needs no --sigv4 unless it runs with --auth iam (then "
+            "AWS_ACCESS_KEY_ID is one of its --operators and AWS_SECRET_ACCESS_KEY its secret key)")
 
 
 class Unreachable(OpsError):
@@ -39,7 +40,7 @@ class Unreachable(OpsError):
 
 
 class ApiError(OpsError):
-    """`what` names the call (a request id, or "listing FAILED requests"); `message` is the API's."""
+    """`what` names the call (a request's OWNER/ID, or "listing FAILED requests"); `message` is the API's."""
 
     SUMMARY = "failed"
     ADVICE = ""
@@ -61,7 +62,8 @@ class RequestFailed(ApiError):
 
 class RequestNotFound(RequestFailed):
     SUMMARY = "no request has this id"
-    ADVICE = "check the id (a SUCCEEDED request is deleted once its ttl passes)"
+    ADVICE = ("check the owner and the id, as `failed` and `pending` print them (a bare ID is the anonymous "
+              "owner's; a SUCCEEDED request is deleted once its ttl passes)")
     SHOWS_MESSAGE = False  # it only repeats the id
 
 
@@ -75,8 +77,13 @@ class NotRetryable(RequestFailed):
 
 class AccessDenied(ApiError):
     SUMMARY = "access denied"
-    ADVICE = ("an IAM-authorised stage needs --sigv4 and execute-api:Invoke on its API, "
-              "and --api-url must end with the stage (…/api)")
+
+    def advice(self) -> str:
+        if "is not authorized to perform" in self.message:  # signed, by an identity without the grant
+            return ("these AWS credentials are not an operator's: the operator routes need execute-api:Invoke "
+                    "on the API's /admin/* routes (use an operator's profile or keys)")
+        return ("a stage with auth needs --sigv4, with credentials granted execute-api:Invoke on the API's "
+                "/admin/* routes, and --api-url must end with the stage (…/api)")
 
 
 class Unavailable(ApiError):

@@ -1,18 +1,24 @@
 """The operator CLI (python -m ops) through main(argv, out, err) against an in-process fake of the
-API (devserver/testing/fake_api.py): help, no prompt without a terminal, line-oriented output,
-bounded concurrency, retries with backoff, errors that say what to do, exit codes. No process is
-started, and sleeps are recorded rather than slept."""
+API (devserver/testing/fake_api.py): the /admin routes and OWNER/ID names, help, no prompt without a
+terminal, line-oriented output, bounded concurrency, retries with backoff, errors that say what to
+do, exit codes. No process is started, and sleeps are recorded rather than slept.
+tests/test_e2e_ops_iam.py runs it against the local stack with IAM auth."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import io
+import json
 import socket
 from dataclasses import dataclass, field
 from typing import Iterator, List, Optional
 
 import pytest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
-from devserver.testing.fake_api import FakeApi, Scripted
+from devserver.apigw_auth import Denied, LocalAuth
+from devserver.testing.fake_api import Call, FakeApi, Scripted
 from ops import __main__ as cli
 from ops.arguments import build_parser
 from ops.backoff import Backoff
@@ -90,7 +96,10 @@ def test_help_says_what_each_command_touches_and_the_exit_codes(api):
     assert "Exit codes:" in top.out and "2    usage" in top.out and "--max-attempts" in top.out
     for command in COMMANDS:
         assert f"\n    {command} " in top.out
-    assert "POST /requests/ID/retry" in retry_failed.out and "errorHistory" in retry_failed.out
+    assert "POST /admin/requests/OWNER/ID/retry" in retry_failed.out and "errorHistory" in retry_failed.out
+    assert "GET /admin/requests?status=FAILED" in retry_failed.out and "OWNER/ID" in failed.out
+    assert "execute-api:Invoke on the API's /admin/* routes" in " ".join(top.out.split())
+    assert "a bare ID is the anonymous owner's" in " ".join(top.out.split())
     assert "--yes" in retry_failed.out and "stdin is not a terminal" in retry_failed.out
     assert "--concurrency N" in retry_failed.out and "1-64, default 8" in retry_failed.out
     assert "read-only" in failed.out
@@ -106,7 +115,7 @@ def test_retry_failed_without_a_terminal_refuses_before_touching_anything(api):
 
     assert run.code == 2
     assert "stdin is not a terminal: pass --yes" in run.err and "usage: python -m ops retry-failed" in run.err
-    assert api.calls == [] and api.requests == {"a": "FAILED"}
+    assert api.calls == [] and api.requests == {"anonymous/a": "FAILED"}
 
 
 def test_retry_failed_with_yes_needs_no_terminal(api):
@@ -115,7 +124,7 @@ def test_retry_failed_with_yes_needs_no_terminal(api):
     run = ops(api.url, "retry-failed", "--yes")
 
     assert (run.code, run.out, run.err) == (0, "retried 2 of 2\n", "")
-    assert api.requests == {"a": "PENDING", "b": "PENDING"}
+    assert api.requests == {"anonymous/a": "PENDING", "anonymous/b": "PENDING"}
 
 
 @pytest.mark.parametrize("answer, code, retried", [("y\n", 0, 2), ("yes\n", 0, 2), ("n\n", 1, 0), ("\n", 1, 0),
@@ -136,14 +145,14 @@ def test_on_a_terminal_retry_failed_asks_first(api, answer, code, retried):
 
 def test_without_a_terminal_the_output_is_plain_lines(api):
     api.add("FAILED", "a", "b", "c")
-    api.script("POST", "/requests/b/retry", Scripted(409, {"message": "request b is PENDING, not FAILED"}))
+    api.script("POST", "/admin/requests/anonymous/b/retry", Scripted(409, {"message": "request b is PENDING"}))
 
     run = ops(api.url, "retry-failed", "--yes")
 
     assert run.code == 1
     assert run.out == "retried 2 of 3; 1 failed\n"
-    assert run.err_lines == ["b: not retried (409): only FAILED requests can be retried "
-                             "(`python -m ops show b` shows its status)"]
+    assert run.err_lines == ["anonymous/b: not retried (409): only FAILED requests can be retried "
+                             "(`python -m ops show anonymous/b` shows its status)"]
     assert "\r" not in run.out + run.err and "\x1b" not in run.out + run.err
 
 
@@ -176,38 +185,42 @@ def test_the_report_follows_the_order_given_not_the_order_finished(api):
     api.add("PENDING", "running")
     api.hold("slow", 0.3)
     api.hold("missing", 0.2)
-    api.script("POST", "/requests/bad/retry", Scripted(400, {"message": "a request id is 1 to 100 characters"}))
+    api.script("POST", "/admin/requests/anonymous/bad/retry",
+               Scripted(400, {"message": "a request id is 1 to 100 characters"}))
     given = ["slow", "missing", "fast-1", "running", "bad", "fast-2"]
 
     run = ops(api.url, "retry", *given, "--concurrency", "3")
 
     finished = api.finished_retries  # the scripted 400 is not counted there
-    assert finished.index("running") < finished.index("missing") and finished[0] != "slow"
+    assert finished.index("anonymous/running") < finished.index("anonymous/missing")
+    assert finished[0] != "anonymous/slow"
     assert run.code == 1
     assert run.out == "retried 3 of 6; 3 failed\n"
-    assert [line.split(":")[0] for line in run.err_lines] == ["missing", "running", "bad"]
-    assert "missing: no request has this id (404): check the id" in run.err
-    assert "bad: refused (400: a request id is 1 to 100 characters)" in run.err
+    assert [line.split(":")[0] for line in run.err_lines] == ["anonymous/missing", "anonymous/running",
+                                                              "anonymous/bad"]
+    assert "anonymous/missing: no request has this id (404): check the owner and the id" in run.err
+    assert "anonymous/bad: refused (400: a request id is 1 to 100 characters)" in run.err
 
 
 def test_a_run_stops_on_an_error_that_is_not_about_one_request(api):
     api.add("FAILED", "a", "b", "c", "d")
-    api.script("POST", "/requests/a/retry", Scripted(403, {"message": "Missing Authentication Token"}))
+    api.script("POST", "/admin/requests/anonymous/a/retry", Scripted(403, {"message": "Missing Authentication Token"}))
 
     run = ops(api.url, "retry-failed", "--yes", "--concurrency", "1")
 
     assert run.code == 1
     assert run.out == "retried 0 of 4; 1 failed; 3 not attempted (the run stopped after the error above)\n"
-    assert run.err_lines[0].startswith("a: access denied (403: Missing Authentication Token): "
-                                       "an IAM-authorised stage needs --sigv4")
-    assert retries(api) == ["/requests/a/retry"]
+    assert run.err_lines[0].startswith("anonymous/a: access denied (403: Missing Authentication Token): "
+                                       "a stage with auth needs --sigv4")
+    assert retries(api) == ["/admin/requests/anonymous/a/retry"]
 
 
 # --- retries of an API call ----------------------------------------------------------------------
 
 def test_429_and_503_are_tried_again_with_backoff_honouring_retry_after(api):
     api.add("FAILED", "a")
-    api.script("GET", "/requests/a", Scripted(503, {"message": "storage unavailable"}, {"Retry-After": "2"}),
+    api.script("GET", "/admin/requests/anonymous/a",
+               Scripted(503, {"message": "storage unavailable"}, {"Retry-After": "2"}),
                Scripted(429, {"message": "Too Many Requests"}))
 
     run = ops(api.url, "show", "a")
@@ -221,7 +234,7 @@ def test_429_and_503_are_tried_again_with_backoff_honouring_retry_after(api):
 
 def test_a_retry_post_is_tried_again_and_a_409_after_a_503_may_be_its_own(api):
     api.add("PENDING", "a")  # as if the 503'd attempt had landed after all
-    api.script("POST", "/requests/a/retry", Scripted(503, {"message": "storage unavailable"}))
+    api.script("POST", "/admin/requests/anonymous/a/retry", Scripted(503, {"message": "storage unavailable"}))
 
     run = ops(api.url, "retry", "a")
 
@@ -230,7 +243,7 @@ def test_a_retry_post_is_tried_again_and_a_409_after_a_503_may_be_its_own(api):
 
 
 def test_still_throttled_after_max_attempts_fails_with_advice(api):
-    api.script("GET", "/requests", *[Scripted(429, {"message": "Too Many Requests"})] * 3)
+    api.script("GET", "/admin/requests", *[Scripted(429, {"message": "Too Many Requests"})] * 3)
 
     run = ops(api.url, "--max-attempts", "3", "failed")
 
@@ -243,7 +256,7 @@ def test_still_throttled_after_max_attempts_fails_with_advice(api):
                                     Scripted(500, {"message": "Internal Server Error"}),
                                     Scripted(404, {"message": "no request with id a"})])
 def test_other_answers_are_final(api, answer):
-    api.script("GET", "/requests/a", answer)
+    api.script("GET", "/admin/requests/anonymous/a", answer)
 
     run = ops(api.url, "show", "a")
 
@@ -303,21 +316,124 @@ def test_a_missing_id_and_a_request_not_failed_say_so(api):
     retry = ops(api.url, "retry", "gone", "done")
 
     assert show.code == retry.code == 1
-    assert show.err == ("error: gone: no request has this id (404): check the id "
-                        "(a SUCCEEDED request is deleted once its ttl passes)\n")
-    assert retry.err_lines[1] == ("done: not retried (409): only FAILED requests can be retried "
-                                  "(`python -m ops show done` shows its status)")
+    assert show.err == ("error: anonymous/gone: no request has this id (404): check the owner and the id, as "
+                        "`failed` and `pending` print them (a bare ID is the anonymous owner's; a SUCCEEDED "
+                        "request is deleted once its ttl passes)\n")
+    assert retry.err_lines[1] == ("anonymous/done: not retried (409): only FAILED requests can be retried "
+                                  "(`python -m ops show anonymous/done` shows its status)")
 
 
 @pytest.mark.parametrize("argv", [[], ["nope"], ["show"], ["retry"], ["retry-failed", "--concurrency", "0"],
                                   ["retry", "a", "--concurrency", "65"], ["--max-attempts", "0", "show", "a"],
                                   ["failed", "--limit", "many"], ["pending", "--limit", "-1"],
-                                  ["--api-url", "localhost:8000", "show", "a"]])
+                                  ["--api-url", "localhost:8000", "show", "a"], ["show", "nobody/a"],
+                                  ["retry", "a", "iam-BOB/a b"]])
 def test_usage_errors_exit_2_and_touch_nothing(api, argv):
     run = ops(api.url, *argv)
 
     assert run.code == 2 and "usage: python -m ops" in run.err and ": error: " in run.err
     assert api.calls == []
+
+
+# --- requests named OWNER/ID, through the /admin routes ------------------------------------------
+
+def test_listings_name_every_owners_requests_and_the_other_commands_take_those_names(api):
+    api.add("FAILED", "iam-AIDAEXAMPLE/k1", "key-abc123/k1", "k1", "iam-AIDAEXAMPLE/k2")
+
+    failed = ops(api.url, "failed")
+    show = ops(api.url, "show", "key-abc123/k1")
+    retry = ops(api.url, "retry", "iam-AIDAEXAMPLE/k1", "k1")  # a bare id: the anonymous owner's
+    retry_failed = ops(api.url, "retry-failed", "--yes")
+
+    assert [line.split("\t")[0] for line in failed.out.splitlines()] == [
+        "iam-AIDAEXAMPLE/k1", "key-abc123/k1", "anonymous/k1", "iam-AIDAEXAMPLE/k2"]
+    assert (show.code, json.loads(show.out)["owner"], json.loads(show.out)["id"]) == (0, "key-abc123", "k1")
+    assert (retry.code, retry.out, retry_failed.code, retry_failed.out) == (0, "retried 2 of 2\n",
+                                                                            0, "retried 2 of 2\n")
+    assert [call.path for call in api.calls if call.method == "GET"] == [
+        "/admin/requests?status=FAILED&limit=100", "/admin/requests/key-abc123/k1",
+        "/admin/requests?status=FAILED&limit=100"]
+    assert sorted(retries(api)) == ["/admin/requests/anonymous/k1/retry", "/admin/requests/iam-AIDAEXAMPLE/k1/retry",
+                                    "/admin/requests/iam-AIDAEXAMPLE/k2/retry", "/admin/requests/key-abc123/k1/retry"]
+    assert set(api.requests.values()) == {"PENDING"}
+
+
+def test_both_parts_of_a_name_are_percent_encoded(api):
+    name = "iam-AROAEXAMPLE+ops=1,x@y.z:s/table-5:order.1"  # every character an owner or an id may hold
+    api.add("FAILED", name)
+
+    show = ops(api.url, "show", name)
+    retry = ops(api.url, "retry", name)
+
+    assert (show.code, retry.code) == (0, 0) and api.requests == {name: "PENDING"}
+    assert [call.path for call in api.calls] == [
+        "/admin/requests/iam-AROAEXAMPLE%2Bops%3D1%2Cx%40y.z%3As/table-5%3Aorder.1",
+        "/admin/requests/iam-AROAEXAMPLE%2Bops%3D1%2Cx%40y.z%3As/table-5%3Aorder.1/retry"]
+
+
+@pytest.mark.parametrize("name, message", [
+    ("nobody/k1", "'nobody/k1': 'nobody' is not an owner: name a request OWNER/ID as `failed` and `pending` "
+                  "print it, OWNER being anonymous, iam-<principal id> or key-<API key id> (a bare ID is the "
+                  "anonymous owner's)"),
+    ("/k1", "'/k1': '' is not an owner"),
+    ("key-a_b/k1", "'key-a_b/k1': 'key-a_b' is not an owner"),
+    ("iam-BOB/k1/retry", "'iam-BOB/k1/retry': 'k1/retry' is not a request id: 1 to 100 characters of "
+                         "A-Z a-z 0-9 . _ : -"),
+    ("anonymous/", "'anonymous/': '' is not a request id"),
+    ("k 1", "'k 1': 'k 1' is not a request id"),
+    ("x" * 101, "is not a request id"),
+])
+def test_a_name_the_routes_would_refuse_is_a_usage_error(api, name, message):
+    show = ops(api.url, "show", name)
+    retry = ops(api.url, "retry", "k1", name)
+
+    for run, argument in ((show, "OWNER/ID"), (retry, "OWNER/ID")):
+        assert run.code == 2 and f"error: argument {argument}: " in run.err and message in run.err
+    assert api.calls == []
+
+
+ROUTE_CALLS = [("GET", "/admin/requests/nobody/k1"), ("GET", "/admin/requests/iam-BOB/bad!id"),
+               ("GET", f"/admin/requests/iam-BOB/{'x' * 101}"), ("GET", "/admin/requests/iam-BOB/missing"),
+               ("GET", "/admin/requests/anonymous/k1"),  # another owner's key: not found
+               ("POST", "/admin/requests/key-abc/k1/retry"), ("POST", "/admin/requests/nobody/k1/retry"),
+               ("POST", "/admin/requests/anonymous/k2/retry"),  # PENDING: 409
+               ("POST", "/admin/requests/iam-BOB/k1/retry"),  # FAILED: 202
+               ("GET", "/admin/requests?status=SUCCEEDED"), ("GET", "/admin/requests?status=FAILED&limit=0"),
+               ("GET", "/admin/requests?status=FAILED&limit=101")]
+
+
+@pytest.fixture
+def chalice_routes(dynamodb):
+    """The real routes (chalicelib/requests_api.py) through Chalice's test client, against moto, with
+    what the fake is given in test_the_fake_answers_as_the_routes_do."""
+    from chalice.test import Client
+
+    import app as app_module
+    from chalicelib import runtime
+    from chalicelib.store import RequestStore
+    from devserver.testing.events import pending_item
+    from tests.conftest import TABLE
+
+    dynamodb.put_item(TableName=TABLE, Item=pending_item("k1", {}, owner="iam-BOB"))
+    dynamodb.put_item(TableName=TABLE, Item=pending_item("k2", {}, owner="anonymous"))
+    RequestStore(dynamodb, TABLE).finish_failed("iam-BOB/k1", {"type": "RejectedRequest", "message": "no"}, now_ms=1)
+    runtime.reset()
+    with Client(app_module.app, stage_name="dev") as client:
+        yield client.http
+    runtime.reset()
+
+
+def test_the_fake_answers_as_the_routes_do(api, chalice_routes):
+    api.add("FAILED", "iam-BOB/k1")
+    api.add("PENDING", "k2")
+
+    for path in ("/admin/requests/iam-BOB/k1", "/admin/requests?status=PENDING"):  # the views: the same fields
+        real, fake = json.loads(chalice_routes.get(path).body), api.answer("GET", path, {}).body
+        assert set(real) == set(fake) and set(real.get("items", [{}])[0]) == set(fake.get("items", [{}])[0])
+    for method, path in ROUTE_CALLS:
+        real = getattr(chalice_routes, method.lower())(path, headers={"Content-Type": "application/json"})
+        fake = api.answer(method, path, {})
+        assert (fake.status, fake.body) == (real.status_code, json.loads(real.body)), (method, path)
 
 
 # --- what each command did before, still ---------------------------------------------------------
@@ -326,26 +442,29 @@ def test_show_failed_pending_and_retry_work_as_before(api):
     api.add("FAILED", *[f"f{n:03d}" for n in range(250)])
     api.add("PENDING", "p1", "p2")
 
-    assert '"id": "f000"' in ops(api.url, "show", "f000").out
+    assert json.loads(ops(api.url, "show", "f000").out)["id"] == "f000"
     failed = ops(api.url, "failed", "--limit", "250")
     first_three = ops(api.url, "failed", "--limit", "3")
     pending = ops(api.url, "pending")
     retry = ops(api.url, "retry", "f001", "f002")
 
     lines = failed.out.splitlines()
-    assert len(lines) == 250 and lines[0].startswith("f000\tFAILED\t2026-12-01T19:00:00.000Z\tattempts=1\t")
-    assert lines[0].endswith("\tunknown dish: durian") and lines[-1].startswith("f249\t")
-    assert [line.split("\t")[0] for line in first_three.out.splitlines()] == ["f000", "f001", "f002"]
-    assert [line.split("\t")[:2] for line in pending.out.splitlines()] == [["p1", "PENDING"], ["p2", "PENDING"]]
+    assert len(lines) == 250
+    assert lines[0].startswith("anonymous/f000\tFAILED\t2026-12-01T19:00:00.000Z\tattempts=1\t")
+    assert lines[0].endswith("\tunknown dish: durian") and lines[-1].startswith("anonymous/f249\t")
+    assert [line.split("\t")[0] for line in first_three.out.splitlines()] == ["anonymous/f000", "anonymous/f001",
+                                                                              "anonymous/f002"]
+    assert [line.split("\t")[:2] for line in pending.out.splitlines()] == [["anonymous/p1", "PENDING"],
+                                                                           ["anonymous/p2", "PENDING"]]
     assert (retry.code, retry.out) == (0, "retried 2 of 2\n")
-    listings = [call.path for call in api.calls if call.path.startswith("/requests?status=FAILED")]
+    listings = [call.path for call in api.calls if call.path.startswith("/admin/requests?status=FAILED")]
     assert sum("limit=100" in path for path in listings) == 3  # 250 in pages of 100
     assert any("limit=3" in path for path in listings)
 
 
 def test_sigv4_signs_every_attempt_for_the_api_region(api):
     api.add("FAILED", "a")
-    api.script("GET", "/requests/a", Scripted(503, {}))
+    api.script("GET", "/admin/requests/anonymous/a", Scripted(503, {}))
 
     run = ops(api.url, "--sigv4", "--region", "eu-central-1", "show", "a")
 
@@ -357,11 +476,39 @@ def test_sigv4_signs_every_attempt_for_the_api_region(api):
         assert call.headers["X-Amz-Security-Token"] == "testing"
 
 
+def checked_by_the_local_gateway(api: FakeApi, call: Call, region: str) -> object:
+    """What devserver/apigw_auth.py, the local stack's `--auth iam`, makes of this call's signature:
+    the caller's identity, or why it is refused. It checks the path as it came in (RAW_URI)."""
+    path, _, query = call.path.partition("?")
+    environ = EnvironBuilder(path=path, query_string=query, base_url=api.url, method=call.method,
+                             headers=list(call.headers.items()), environ_overrides={"RAW_URI": call.path}).get_environ()
+    auth = LocalAuth(mode="iam", operators=frozenset({"testing"}), region=region)  # conftest's access key id
+    return auth.caller(Request(environ), b"", datetime.datetime.now(datetime.timezone.utc))
+
+
+def test_sigv4_signs_the_path_exactly_as_sent(api):
+    name = "iam-AIDAEXAMPLE/table-5:order.1"
+    api.add("FAILED", name)
+
+    run = ops(api.url, "--sigv4", "--region", "us-east-1", "show", name)
+
+    assert run.code == 0
+    (call,) = api.calls
+    assert call.path == "/admin/requests/iam-AIDAEXAMPLE/table-5%3Aorder.1"
+    identity = checked_by_the_local_gateway(api, call, "us-east-1")
+    assert isinstance(identity, dict) and identity["user"] == "testing"
+    # The same signature over the path decoded, or for another region, does not hold.
+    decoded = Call(call.method, "/admin/requests/iam-AIDAEXAMPLE/table-5:order.1", call.headers)
+    for refused in (checked_by_the_local_gateway(api, decoded, "us-east-1"),
+                    checked_by_the_local_gateway(api, call, "eu-west-1")):
+        assert isinstance(refused, Denied) and refused.response_type == "INVALID_SIGNATURE"
+
+
 def test_sigv4_signs_for_the_region_of_the_execute_api_url_unless_told():
     stage = "https://abc123.execute-api.ap-south-1.amazonaws.com/api"
 
     assert signer_for(stage).region == "ap-south-1"
     assert signer_for(stage, "eu-west-1").region == "eu-west-1"
     assert signer_for("https://ops.example.com/api", default_region="eu-north-1").region == "eu-north-1"
-    headers = signer_for(stage).headers("POST", stage + "/requests/x/retry", b"{}")
+    headers = signer_for(stage).headers("POST", stage + "/admin/requests/anonymous/x/retry", b"{}")
     assert "/ap-south-1/execute-api/aws4_request" in headers["Authorization"] and "X-Amz-Date" in headers
