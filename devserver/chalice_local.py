@@ -103,7 +103,7 @@ def banner(apphost: AppHost, host: str, port: int, seconds: float) -> str:
     lines = [
         f"storefirst: the whole pipeline under chalice local, stage {apphost.stage}, up in {seconds:.1f} s",
         f"  API        {url}  PUT /requests, GET /requests/{{id}}, GET /requests?status=, POST /requests/{{id}}/retry",
-        f"  local      {url}/_local/status",
+        f"  local      {url}/_local/ (the console), {url}/_local/status",
         f"  database   {where}, table {apphost.table_name}",
         f"  functions  {', '.join(apphost.functions.names()) if apphost.functions else '-'}: "
         "a process per concurrent invocation, restarted with the code",
