@@ -26,13 +26,20 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Headless Chromium and its driver for the console's browser tests (tests/test_console_browser.py):
+# Debian's packages, installed when missing (Selenium drives them; it downloads no browser).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+
 # ruff (style, import order, likely bugs) then mypy (types; chalicelib and app.py strict): pyproject.toml.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 # Any lint finding fails the run before the tests start.
-test: lint $(VENV)/.installed node_modules/.installed
+test: lint $(VENV)/.installed node_modules/.installed chromium
 	$(PY) -m pytest -q
 
 # chalice local with the local stack's options (python -m devserver --help). Bytecode is compiled
