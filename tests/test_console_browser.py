@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 import pytest
-from selenium.webdriver.common.by import By
 
 from devserver.launcher import LocalStack, StackOptions
 from devserver.testing import browser
 from devserver.testing.api import Api
 from devserver.testing.browser import page_shows
+from devserver.testing.console_page import ConsolePage
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
 
@@ -22,7 +22,6 @@ ORDER = {"table": 4, "items": [{"dish": "margherita", "qty": 1}]}
 # An unknown dish fails for good; its name, echoed in the error, must show as text, not as markup.
 UNKNOWN = {"table": 4, "items": [{"dish": "<b>durian</b>", "qty": 1}]}
 POISON = {"table": 6, "items": [{"dish": "tiramisu", "qty": 1}], "note": "poison"}
-REFRESH_S = 0.5
 
 
 @dataclass
@@ -30,10 +29,6 @@ class Local:
     stack: LocalStack
     api: Api
     poison_flag: Path  # while it exists, POISON fails transiently (devserver/testing/logic.py)
-
-    @property
-    def console(self) -> str:
-        return f"{self.stack.api_url}/_local/?every={REFRESH_S}"
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +50,9 @@ def chromium() -> Iterator[Any]:
         yield driver
 
 
-def row(driver: Any, status: str, request_id: str) -> Optional[Any]:
-    """The request's row in the page's list of `status`, if it is there."""
-    found = driver.find_elements(By.CSS_SELECTOR, f'#list-{status} tr[data-request-id="{request_id}"]')
-    return found[0] if found else None
+@pytest.fixture
+def page(local: Local, chromium: Any) -> ConsolePage:
+    return ConsolePage(chromium, local.stack.api_url)
 
 
 def as_shown(value: Any) -> str:
@@ -74,64 +68,57 @@ def field(document: Any, path: str) -> Any:
     return document
 
 
-def test_the_console_shows_the_numbers_of_local_status_and_a_failed_request_with_its_error(local, chromium):
+def test_the_console_shows_the_numbers_of_local_status_and_a_failed_request_with_its_error(local, page):
     succeeded = local.api.accepted(ORDER)
     failed = local.api.accepted(UNKNOWN)
     local.api.status_is(succeeded, "SUCCEEDED", timeout=15)
     local.api.status_is(failed, "FAILED", timeout=15)
 
-    chromium.get(local.console)
+    page.open()
 
-    failed_row = page_shows(chromium, lambda d: row(d, "FAILED", failed), what=f"{failed} among the FAILED")
-    assert "RejectedRequest unknown dish '<b>durian</b>': not on the menu" in failed_row.text
-    assert failed_row.find_element(By.CSS_SELECTOR, "button[data-retry]").text == "Retry"
-    page_shows(chromium, lambda d: row(d, "SUCCEEDED", succeeded), what=f"{succeeded} among the SUCCEEDED")
+    failed_row = page.wait_row("FAILED", failed)
+    assert "RejectedRequest unknown dish '<b>durian</b>': not on the menu" in failed_row
+    assert "Retry" in failed_row
+    page.wait_row("SUCCEEDED", succeeded)
+
+    differences: Dict[str, Any] = {}
 
     def same_as_status() -> Optional[Dict[str, str]]:
         # The pipeline is idle, so the page converges on what /_local/status says now.
-        shown = {cell.get_attribute("data-field"): cell.text
-                 for cell in chromium.find_elements(By.CSS_SELECTOR, "[data-field]")}
+        shown = page.fields()
         status = local.stack.status()
-        return shown if shown == {path: as_shown(field(status, path)) for path in shown} else None
-    shown = page_shows(chromium, lambda d: same_as_status(), what="the numbers of /_local/status")
+        differences.clear()
+        differences.update({path: (text, as_shown(field(status, path))) for path, text in shown.items()
+                            if text != as_shown(field(status, path))})
+        return None if differences else shown
+    try:
+        shown = page_shows(page.driver, lambda d: same_as_status(), what="the numbers of /_local/status")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; (shown, in the status) still differ: {differences}") from None
 
     assert {"runner.counters.records_delivered", "runner.counters.retries", "failureQueue.depth",
             "functions.process.invocations", "eventSources.sqs-handle_failures.deleted"} <= set(shown)
     assert int(shown["runner.counters.records_delivered"]) >= 2
-    shard_cells = [path for path in shown if path.startswith("runner.shards.")]
-    assert shard_cells, "no shard is shown"
-    ages = chromium.find_elements(By.CSS_SELECTOR, "#shards tbody td:nth-child(3)")
-    assert ages and all(age.text.endswith(" s") or age.text.endswith(" ms") for age in ages)
+    assert any(path.startswith("runner.shards.") for path in shown), "no shard is shown"
+    assert (page.text("#shards td.age") or "").endswith(("ms", " s"))  # its iterator age
 
 
-def click_retry(driver: Any, request_id: str) -> None:
-    """Click the request's Retry button; the page re-renders twice a second, so a button found just
-    before a refresh is found again."""
-    button = f'#list-FAILED button[data-retry="{request_id}"]'
-
-    def clicked(d: Any) -> bool:
-        d.find_element(By.CSS_SELECTOR, button).click()
-        return True
-    page_shows(driver, clicked, what=f"{button} clicked")
-
-
-def test_retry_takes_a_failed_request_back_to_pending_and_on_to_its_next_outcome(local, chromium):
+def test_retry_takes_a_failed_request_back_to_pending_and_on_to_its_next_outcome(local, page):
     local.poison_flag.touch()
     poison = local.api.accepted(POISON)
     assert local.api.status_is(poison, "FAILED", timeout=60)["error"]["type"] == "RetriesExhausted"
-    chromium.get(local.console)
+    page.open().wait_row("FAILED", poison)
 
-    page_shows(chromium, lambda d: row(d, "FAILED", poison), what=f"{poison} among the FAILED")
-    click_retry(chromium, poison)
+    page.retry(poison)
 
     # Still poisoned: it stays PENDING while the stream mapping retries it, until the fix is deployed.
-    pending = page_shows(chromium, lambda d: row(d, "PENDING", poison), what=f"{poison} among the PENDING")
+    page.wait_row("PENDING", poison)
     assert local.api.get(poison)[1]["status"] == "PENDING"
-    assert f"{poison}: retried, PENDING again" in chromium.find_element(By.ID, "notice").text
-    assert row(chromium, "FAILED", poison) is None and pending is not None
+    assert page.text("#notice") == f"{poison}: retried, PENDING again"
+    assert page.row("FAILED", poison) is None
     local.poison_flag.unlink()
 
-    page_shows(chromium, lambda d: row(d, "SUCCEEDED", poison), timeout=30, what=f"{poison} among the SUCCEEDED")
+    page.wait_row("SUCCEEDED", poison, timeout=30)
     done = local.api.get(poison)[1]
     assert done["status"] == "SUCCEEDED" and done["errorHistory"][0]["type"] == "RetriesExhausted"
-    assert row(chromium, "PENDING", poison) is None
+    assert page.row("PENDING", poison) is None

@@ -67,12 +67,13 @@ function renderStatus(status) {
     fieldCell("dd", `runner.counters.${name}`, counters[name]),
   ]));
   fill($("#shards tbody"), Object.entries(runner.shards || {}).map(([id, shard]) => {
-    const row = element("tr");
     // Shard ids are long and alike until their last part: the whole id is in the tooltip.
-    row.append(element("td", `…${id.slice(-13)}`, { class: "id", title: id }), element("td", shard.state),
-      element("td", seconds(shard.iterator_age_ms), { class: "num" }),
-      ...SHARD_COLUMNS.map((name) => fieldCell("td", `runner.shards.${id}.${name}`, shard[name])),
-      element("td", shard.checkpoint || "–", { class: "id wrap" }));
+    const shardCell = element("td", `…${id.slice(-13)}`, { class: "id", title: id });
+    shardCell.append(element("br"), element("small", `checkpoint ${shard.checkpoint || "–"}`));
+    const row = element("tr");
+    row.append(shardCell, element("td", shard.state),
+      element("td", seconds(shard.iterator_age_ms), { class: "num age" }),
+      ...SHARD_COLUMNS.map((name) => fieldCell("td", `runner.shards.${id}.${name}`, shard[name])));
     return row;
   }));
   fill($("#functions tbody"), Object.entries(status.functions || {}).map(([name, pool]) => {
