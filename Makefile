@@ -54,6 +54,12 @@ bench: $(VENV)/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench $(ARGS)
 
+# The README's picture of the local console, docs/images/console.png (devserver/console_screenshot.py):
+# headless Chromium on a local stack holding requests in every state. About 30 s.
+.PHONY: screenshots
+screenshots: $(VENV)/.installed chromium
+	$(PY) -m devserver.console_screenshot
+
 # The reliability suite (reliability/): load, processor crashes, storage faults and poison records
 # at full size on moto and on DynamoDB Local, each checked request by request; exits non-zero on any
 # lost, stuck or wrongly finished request. About 21 minutes. One scenario:
