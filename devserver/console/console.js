@@ -96,10 +96,9 @@ function renderStatus(status) {
   }));
 }
 
-function errorCell(error, earlier) {
+function errorCell(error) {
   const cell = element("td", null, { class: "error" });
   if (error) cell.append(element("b", error.type), " ", element("span", error.message));
-  if (earlier) cell.append(element("small", ` (${earlier} earlier)`));
   return cell;
 }
 
@@ -108,14 +107,14 @@ function requestRow(item, status) {
   row.append(element("td", item.id, { class: "id" }), clock(item.createdAt), clock(item.updatedAt),
     element("td", show(item.attempts), { class: "num" }));
   if (status === "FAILED") {
-    row.append(errorCell(item.error, (item.errorHistory || []).length));
+    row.append(errorCell(item.error));
     const button = element("button", "Retry", { type: "button", "data-retry": item.id });
     button.addEventListener("click", () => retry(item.id, button));
     const cell = element("td");
     cell.append(button);
     row.append(cell);
   } else if (status === "PENDING") {
-    row.append(errorCell(item.lastError, 0));
+    row.append(errorCell(item.lastError));
   } else {
     const result = JSON.stringify(item.result) || "";
     row.append(element("td", result, { class: "result", title: result }));
