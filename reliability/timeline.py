@@ -8,6 +8,7 @@ scenarios their faults, and the items' updatedAt comes from the app host's clock
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Sequence
@@ -17,6 +18,9 @@ from reliability.load import Attempt, Sent
 from reliability.verify import Findings
 
 WIDTH_PX, HEIGHT_PX = 900, 260
+# Bins are 1 s wide, or wider for long runs: write-backs land a batch at a time, so per-second counts
+# of a long run are a comb too dense to read.
+MAX_BINS = 120
 FAULT_COLOURS = ("#f4a261", "#e76f51", "#9d8df1", "#8ecae6")  # one per kind of window, in order of appearance
 
 
@@ -65,19 +69,24 @@ def of_run(sent: Sequence[Sent], findings: Findings, windows: Iterable[Window] =
                     windows=list(windows), moments=list(moments))
 
 
-def per_second(times: Sequence[float], start: float, seconds: int) -> List[int]:
-    counts = [0] * seconds
+def per_second(times: Sequence[float], start: float, bins: int, bin_s: int = 1) -> List[float]:
+    """Mean events per second in each of `bins` bins of `bin_s` seconds from `start`."""
+    counts = [0] * bins
     for moment in times:
-        index = int(moment - start)
-        if 0 <= index < seconds:
+        index = int((moment - start) // bin_s)
+        if 0 <= index < bins:
             counts[index] += 1
-    return counts
+    return [count / bin_s for count in counts]
 
 
 def draw(timeline: Timeline, title: str, path: Path) -> Path:
     start = timeline.start
-    ends = [*timeline.accepted, *timeline.refused, *timeline.finished, *(w.end for w in timeline.windows)]
-    seconds = int(max(ends, default=start) - start) + 1
+    # The x axis ends with the last request or moment; a fault window still open then is cut there.
+    ends = [*timeline.accepted, *timeline.refused, *timeline.finished, *(m.at for m in timeline.moments)]
+    span = max(ends, default=start) - start
+    bin_s = max(1, math.ceil(span / MAX_BINS))
+    bins = int(span // bin_s) + 1
+    seconds = bins * bin_s
     drawn, axes = figures.figure(WIDTH_PX, HEIGHT_PX, margins=(0.07, 0.98, 0.17, 0.76))
     colours = dict(zip(dict.fromkeys(w.label for w in timeline.windows), FAULT_COLOURS, strict=False))
     for window in timeline.windows:
@@ -86,11 +95,12 @@ def draw(timeline: Timeline, title: str, path: Path) -> Path:
     for label, times, style in (("accepted (202)", timeline.accepted, "-"), ("finished", timeline.finished, "-"),
                                 ("refused or no answer", timeline.refused, ":")):
         if times:
-            axes.stairs(per_second(times, start, seconds), range(seconds + 1), linestyle=style, linewidth=1.2,
-                        label=label)
+            axes.stairs(per_second(times, start, bins, bin_s), range(0, seconds + 1, bin_s), linestyle=style,
+                        linewidth=1.2, label=label)
     for moment in timeline.moments:
         axes.axvline(moment.at - start, color="#b42318", linewidth=0.8, linestyle="--", label=moment.label)
-    axes.set(xlim=(0, seconds), xlabel="seconds since the first request", ylabel="requests per second")
+    axes.set(xlim=(0, seconds), xlabel="seconds since the first request",
+             ylabel="requests per second" + (f"\n(mean over {bin_s} s)" if bin_s > 1 else ""))
     axes.set_ylim(bottom=0)
     drawn.text(0.07, 0.95, title, va="top", fontsize=figures.FONT_SIZE + 1, fontweight="bold")
     # One legend entry per label (every kill shares one), between the title and the plot: no data there.

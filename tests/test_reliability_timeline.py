@@ -29,8 +29,11 @@ def test_a_run_is_counted_when_each_answer_came_and_each_request_finished():
     assert timeline.start == 100.25 and timeline.windows == [window]
 
 
-def test_per_second_counts_whole_seconds_from_the_start_and_drops_what_falls_outside():
-    assert per_second([10.0, 10.9, 11.0, 13.5, 9.0, 20.0], start=10.0, seconds=4) == [2, 1, 0, 1]
+def test_per_second_counts_whole_bins_from_the_start_and_drops_what_falls_outside():
+    times = [10.0, 10.9, 11.0, 13.5, 9.0, 20.0]
+
+    assert per_second(times, start=10.0, bins=4) == [2, 1, 0, 1]
+    assert per_second(times, start=10.0, bins=2, bin_s=2) == [1.5, 0.5]
 
 
 def test_the_picture_keeps_its_size_whatever_the_run(tmp_path: Path):
