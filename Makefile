@@ -49,7 +49,8 @@ run: $(VENV)/.installed node_modules/.installed
 	$(PY) -m devserver $(ARGS)
 
 # Benchmarks (bench/): one table of ratios against baselines measured in the same run, written to
-# bench/results/latest.json, plus bench/results/latency.png. About 3 minutes; wrk comes from Debian.
+# bench/results/latest.json, plus docs/images/bench-latency.png (the README shows it). About 3 minutes;
+# wrk comes from Debian.
 bench: $(VENV)/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench $(ARGS)
@@ -62,7 +63,8 @@ screenshots: $(VENV)/.installed chromium
 
 # The reliability suite (reliability/): load, processor crashes, storage faults and poison records
 # at full size on moto and on DynamoDB Local, each checked request by request; exits non-zero on any
-# lost, stuck or wrongly finished request. About 21 minutes. One scenario:
+# lost, stuck or wrongly finished request, and draws each run's timeline into docs/images/ (the README
+# shows them). About 21 minutes. One scenario:
 # make reliability ARGS="load --backend moto --size 2000"
 .PHONY: reliability
 reliability: $(VENV)/.installed node_modules/.installed
