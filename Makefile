@@ -54,6 +54,13 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Headless Chromium and its driver for the console's browser tests (tests/test_console_browser.py):
+# Debian's packages, installed when missing (Selenium drives them; it downloads no browser).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+
 # ruff (style, import order, likely bugs) then mypy (types; chalicelib and app.py strict): pyproject.toml.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -61,7 +68,7 @@ lint: $(VENV)/.installed
 
 # Any lint finding fails the run before the tests start; then the functions' unit tests on the
 # oldest SDK they support, then everything.
-test: lint $(VENV)/.installed node_modules/.installed sdk-floor
+test: lint $(VENV)/.installed node_modules/.installed chromium sdk-floor
 	$(PY) -m pytest -q
 
 # Lambda runs the functions with the SDK its runtime bundles, which is not the lock's (docs: LAMBDA-1):
@@ -93,14 +100,22 @@ run: $(VENV)/.installed node_modules/.installed
 	$(PY) -m devserver $(ARGS)
 
 # Benchmarks (bench/): one table of ratios against baselines measured in the same run, written to
-# bench/results/latest.json, plus bench/results/latency.png. About 3 minutes; wrk comes from Debian.
+# bench/results/latest.json, plus docs/images/bench-latency.png (the README shows it). About 3 minutes;
+# wrk comes from Debian.
 bench: $(VENV)/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench $(ARGS)
 
+# The README's picture of the local console, docs/images/console.png (devserver/console_screenshot.py):
+# headless Chromium on a local stack holding requests in every state. About 30 s.
+.PHONY: screenshots
+screenshots: $(VENV)/.installed chromium
+	$(PY) -m devserver.console_screenshot
+
 # The reliability suite (reliability/): load, processor crashes, storage faults and poison records
 # at full size on moto and on DynamoDB Local, each checked request by request; exits non-zero on any
-# lost, stuck or wrongly finished request. About 21 minutes. One scenario:
+# lost, stuck or wrongly finished request, and draws each run's timeline into docs/images/ (the README
+# shows them). About 21 minutes. One scenario:
 # make reliability ARGS="load --backend moto --size 2000"
 .PHONY: reliability
 reliability: $(VENV)/.installed node_modules/.installed

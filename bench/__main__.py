@@ -1,5 +1,6 @@
 """`make bench` / `python -m bench`: every benchmark, one table, bench/results/latest.json and
-bench/results/latency.png. `--quick` runs each on a tiny size (what tests/test_bench.py does).
+docs/images/bench-latency.png (the README shows it). `--quick` runs each on a tiny size (what
+tests/test_bench.py does) and draws its plot beside its JSON instead.
 
 Sections run in this order; each is independent and can be chosen with --only.
 """
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-from bench import report
+from bench import figures, report
 from bench.common import ROOT, Row, machine
 
 RESULTS = ROOT / "bench" / "results"
@@ -46,8 +47,12 @@ def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code runs, measures nothing")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
-    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for latest.json and latency.png")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for latest.json")
+    parser.add_argument("--plots", type=Path, default=None,
+                        help=f"directory for the plots (default: {figures.IMAGES.relative_to(ROOT)}, where the "
+                             "README shows them; with --quick, the --out directory: a tiny run pictures nothing)")
     args = parser.parse_args(argv)
+    plots = args.plots or (args.out if args.quick else figures.IMAGES)
     sizes = QUICK if args.quick else FULL
     meta: Dict[str, Any] = {**machine(), "quick": args.quick, "sizes": {k: sizes[k] for k in args.only}}
     raw: Dict[str, Any] = {}
@@ -61,6 +66,7 @@ def main(argv: List[str]) -> int:
         raw[name] = runner(name)(**sizes[name])
         meta.setdefault("section_seconds", {})[name] = round(time.monotonic() - started, 1)
     rows: List[Row] = []
+    drawn: List[Path] = []
     if "processor" in raw:
         rows += report.processor_rows(raw["processor"])
     if "lifecycle" in raw:
@@ -69,7 +75,7 @@ def main(argv: List[str]) -> int:
         rows += report.intake_rows(raw["intake"])
     if "e2e" in raw:
         rows += report.e2e_rows(raw["e2e"], raw.get("moto_costs"))
-        report.plot(args.out / "latency.png", raw["e2e"])
+        drawn.append(report.plot(plots / "bench-latency.png", raw["e2e"]))
     if "coldstart" in raw:
         rows += report.coldstart_rows(raw["coldstart"])
     meta["total_seconds"] = round(time.monotonic() - began, 1)
@@ -79,8 +85,8 @@ def main(argv: List[str]) -> int:
     print("\nwhat limits each row:")
     for row in rows:
         print(f"- {row.metric}: {row.limit}")
-    print(f"\n{len(rows)} rows in {meta['total_seconds']} s; {args.out / 'latest.json'}"
-          + (f", {args.out / 'latency.png'}" if "e2e" in raw else ""))
+    written = [args.out / "latest.json", *drawn]
+    print(f"\n{len(rows)} rows in {meta['total_seconds']} s; " + ", ".join(map(str, written)))
     return 0
 
 

@@ -1,10 +1,12 @@
-"""Rows from the benchmarks' raw numbers; the table, bench/results/latest.json and the plot."""
+"""Rows from the benchmarks' raw numbers; the table, bench/results/latest.json and the plot
+(bench/figures.py)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from bench import figures
 from bench.common import Row, ratio
 
 
@@ -176,13 +178,10 @@ def write_json(path: Path, rows: List[Row], raw: Dict[str, Any], meta: Dict[str,
     path.write_text(json.dumps(document, indent=1, sort_keys=False, default=str) + "\n")
 
 
-def plot(path: Path, e2e: Dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (cdf, load) = plt.subplots(1, 2, figsize=(12, 4.5))
+def plot(path: Path, e2e: Dict[str, Any]) -> Path:
+    """The e2e latency picture: its distribution per offered rate, and p50, p99 and finished
+    throughput against the offered rate (docs/images/bench-latency.png in the README)."""
+    drawn, (cdf, load) = figures.figure(1000, 380, columns=2, margins=(0.06, 0.94, 0.13, 0.91), wspace=0.32)
     for label, s in [("idle (single requests)", e2e["baseline"])] + [
             (f"{s['offered_rps']:g} req/s offered", s) for s in e2e["steps"]]:
         values = s.get("latencies_ms") or []
@@ -193,7 +192,7 @@ def plot(path: Path, e2e: Dict[str, Any]) -> None:
     cdf.set_xscale("log")
     cdf.set(xlabel="PUT -> SUCCEEDED (ms, updatedAt - createdAt)", ylabel="share of requests",
             title="end-to-end latency, local stack (moto)")
-    cdf.legend(fontsize=8)
+    cdf.legend(loc="lower right")
     rates = [s["offered_rps"] for s in e2e["steps"]]
     load.plot(rates, [s["p50_ms"] for s in e2e["steps"]], "o-", label="p50")
     load.plot(rates, [s["p99_ms"] for s in e2e["steps"]], "s-", label="p99")
@@ -203,9 +202,6 @@ def plot(path: Path, e2e: Dict[str, Any]) -> None:
     twin = load.twinx()
     twin.plot(rates, [s["throughput_rps"] for s in e2e["steps"]], "^--", color="green", label="finished req/s")
     twin.set_ylabel("finished req/s")
-    load.legend(loc="upper left", fontsize=8)
-    twin.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    load.legend(loc="upper left")
+    twin.legend(loc="lower right")
+    return figures.save(drawn, path)

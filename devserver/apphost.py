@@ -8,7 +8,6 @@ which invoke the app's functions in function instances (devserver/functions.py).
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import threading
@@ -18,15 +17,16 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO
 
 from devserver import aws_guard
+from devserver.console_reads import RecentIds, RequestReads
 from devserver.db_schema import DEFAULT_QUEUE
 from devserver.functions import FunctionConfig, FunctionPool
 from devserver.launcher import Database, running_database, start_database
 from devserver.local_config import LocalConfig
+from devserver.local_pages import LocalPages, Unavailable, is_local_path, json_answer
 from devserver.processes import StartError
 
 log = logging.getLogger(__name__)
 
-STATUS_PATH = "/_local/status"
 # What a function instance inherits from the host besides its own variables: enough to run Python.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
               "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "PYTHONUNBUFFERED")
@@ -67,6 +67,8 @@ class AppHost:
         self.reused_database = False
         self.functions: Optional[FunctionPool] = None
         self.runner: Any = None
+        self.recent = RecentIds()  # what the stream function was handed: the console's recent requests
+        self._reads: Optional[RequestReads] = None
         self._others: List[Any] = []
         self._sqs: Any = None
         self._lock_file: Optional[TextIO] = None
@@ -87,6 +89,7 @@ class AppHost:
         aws_guard.install()
         self.functions = FunctionPool(self._function_configs(), project_dir=self.project_dir)
         if database is not None:
+            self._reads = RequestReads(self._console_client(), self.table_name, self.recent)
             self._start_event_sources()
 
     def stop(self) -> None:
@@ -193,7 +196,8 @@ class AppHost:
                 template_path=self.template, app=self.app, table_name=self.table_name, region=self.local.region,
                 dynamodb_endpoint=dynamodb_endpoint, sqs_endpoint=sqs_endpoint, queue_name=DEFAULT_QUEUE,
                 checkpoint_path=self.local.state_dir / "checkpoints.json",
-                handler=self.functions.handler(names.stream), stage=self.stage, idle_poll_s=self.local.poll_interval)
+                handler=self.recent.watching(self.functions.handler(names.stream)), stage=self.stage,
+                idle_poll_s=self.local.poll_interval)
             self.runner.start()
             self.functions.warm(names.stream)
         self._others = app_event_sources(self.app, sqs=self._sqs, region=self.local.region,
@@ -222,6 +226,21 @@ class AppHost:
             "failureQueue": {"depth": self._queue_depth()},
         }
 
+    def requests(self) -> Dict[str, Any]:
+        """The console's request lists (devserver/console_reads.py)."""
+        problem = self.database_down()
+        if problem is not None or self._reads is None:
+            raise Unavailable(problem or "no local database")
+        return self._reads.snapshot()
+
+    def _console_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        # Short timeouts and one retry: a page that waits on a stopped database would look hung.
+        return boto3.client("dynamodb", endpoint_url=self.database_endpoint, region_name=self.local.region,
+                            config=Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 2}))
+
     def _queue_depth(self) -> Optional[int]:
         if self._sqs is None:
             return None
@@ -236,14 +255,15 @@ class AppHost:
     # --- HTTP -----------------------------------------------------------------------------
 
     def wsgi(self, gateway: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-        """The gateway behind /_local/status and the database check."""
+        """The gateway behind /_local/ (devserver/local_pages.py) and the database check."""
+        pages = LocalPages(status=self.status, requests=self.requests)
+
         def application(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            path = environ.get("PATH_INFO", "")
-            if path == STATUS_PATH:
-                return _json(start_response, "200 OK", self.status())
+            if is_local_path(environ.get("PATH_INFO", "")):
+                return pages(environ, start_response)
             problem = self.database_down()
             if problem is not None:
-                return _json(start_response, "503 Service Unavailable", {"message": (
+                return json_answer(start_response, "503 Service Unavailable", {"message": (
                     f"the local database is not reachable at {self.database_endpoint}: {problem}. "
                     f"Restart chalice local to start it again (its log: {self.local.state_dir / 'logs' / 'db.log'}), "
                     "or start one with `python -m devserver db` and set STOREFIRST_DYNAMODB_ENDPOINT to it.")})
@@ -273,8 +293,3 @@ class AppHost:
 # Where clients point when there is no database: nothing listens there, so calls fail fast.
 _UNREACHABLE = "http://127.0.0.1:9"
 
-
-def _json(start_response: Callable[..., Any], status: str, document: Any) -> List[bytes]:
-    body = json.dumps(document, indent=1, sort_keys=True).encode("utf-8")
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]

@@ -108,7 +108,7 @@ def banner(apphost: AppHost, auth: LocalAuth, host: str, port: int, seconds: flo
         f"  API        {url}  PUT /requests, GET /requests/{{id}}, GET /requests?status=, POST /requests/{{id}}/retry",
         f"  operators  {url}/admin/requests, /admin/requests/{{owner}}/{{id}}[/retry]",
         f"  auth       {describe_auth(auth)}",
-        f"  local      {url}/_local/status",
+        f"  local      {url}/_local/ (the console), {url}/_local/status",
         f"  database   {where}, table {apphost.table_name}",
         f"  functions  {', '.join(apphost.functions.names()) if apphost.functions else '-'}: "
         "a process per concurrent invocation, restarted with the code",

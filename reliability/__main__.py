@@ -1,8 +1,10 @@
 """python -m reliability <scenario|all> [--backend moto|dynamodb-local|both] [--size N] [--seed S]
 
 Runs scenarios against the local stack (each on a fresh stack of its own), prints what each did
-and found, then the README's Reliability table rows. Exits 1 if any scenario lost, stuck or
-wrongly finished a request, or broke another of its checks; 2 on bad arguments.
+and found, then the README's Reliability table rows, and draws each run's timeline
+(reliability/timeline.py): into docs/images/, where the README shows them, when the scenarios run
+at full size, else beside the run's logs. Exits 1 if any scenario lost, stuck or wrongly finished a
+request, or broke another of its checks; 2 on bad arguments.
 """
 from __future__ import annotations
 
@@ -13,11 +15,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Dict, List, Optional
 
+from bench import figures
+from reliability import timeline
 from reliability.report import TABLE_HEADER, Result, describe, table_row
 from reliability.scenarios import crashes, load, outage, poison, throttle
 
 SCENARIOS: Dict[str, ModuleType] = {m.NAME: m for m in (load, crashes, throttle, outage, poison)}
 BACKENDS = ("moto", "dynamodb-local")
+BACKEND_NAMES = {"moto": "moto", "dynamodb-local": "DynamoDB Local"}
 STATE = Path(__file__).resolve().parent.parent / ".local" / "reliability"
 
 
@@ -31,6 +36,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                              + ", ".join(f"{n} {m.FULL_SIZE}" for n, m in SCENARIOS.items()) + ")")
     parser.add_argument("--seed", type=int, default=1, help="seeds the workload, the kills and the faults")
     parser.add_argument("--state-dir", type=Path, default=STATE, help="logs and runs files go under it")
+    parser.add_argument("--plots", type=Path, default=None,
+                        help="directory for the timelines (default: docs/images at full size, else the run's "
+                             "directory under --state-dir)")
     args = parser.parse_args(argv)
     if args.size is not None and args.size < 100:
         parser.error("--size must be at least 100")
@@ -39,6 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     began = time.monotonic()
     results: List[Result] = []
     run_dir = args.state_dir / time.strftime("%Y%m%d-%H%M%S")
+    plots = args.plots or (figures.IMAGES if args.size is None else run_dir)
     for backend in backends:
         for name in names:
             module = SCENARIOS[name]
@@ -47,6 +56,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             result = module.run(backend, size, args.seed, run_dir / f"{name}-{backend}")
             results.append(result)
             print(describe(result), flush=True)
+            if result.timeline is not None:
+                title = (f"{name} on {BACKEND_NAMES[backend]}: {size:,} requests, seed {args.seed} "
+                         f"({'pass' if result.ok else 'FAIL'})")
+                drawn = timeline.draw(result.timeline, title, plots / f"reliability-{name}-{backend}.png")
+                print(f"  timeline {drawn}")
     total = time.monotonic() - began
     print(f"\n{len(results)} scenario run(s) in {total / 60:.1f} min; "
           f"{sum(not r.ok for r in results)} failed\n")

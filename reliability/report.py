@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from bench.common import percentile
+from reliability.timeline import Timeline
 from reliability.verify import Findings
 
 SHOW_IDS = 5  # ids listed per finding; the rest are counted
@@ -28,6 +29,7 @@ class Result:
     facts: Dict[str, Any] = field(default_factory=dict)  # scenario-specific measurements
     table_notes: List[str] = field(default_factory=list)  # the few of them the README table shows
     errors: List[str] = field(default_factory=list)  # the harness itself went wrong (a part died...)
+    timeline: Optional[Timeline] = None  # for its picture (reliability/timeline.py)
 
     @property
     def ok(self) -> bool:

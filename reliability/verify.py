@@ -131,6 +131,7 @@ class Findings:
     poison_latencies_ms: List[int] = field(default_factory=list)
     poison_runs: List[int] = field(default_factory=list)
     redriven: List[str] = field(default_factory=list)  # finished only after the reconciler re-drove them
+    finished_ms: List[int] = field(default_factory=list)  # updatedAt of each stored request that finished
     stream_records: int = 0  # records in the table's stream, all read back after the scenario
     stream_out_of_order: int = 0  # of those, numbered so that a resuming reader skips them
     notes: List[str] = field(default_factory=list)
@@ -182,6 +183,7 @@ def check(sent: List[Sent], items: Dict[str, Item], runs: Counter[str], allowed:
         if item.status not in TERMINAL:
             found.stuck.append(key)
             continue
+        found.finished_ms.append(item.updated_ms)
         if (item.status, item.error_type) != (planned.expect, planned.error_type) or \
                 (planned.result is not None and item.result != planned.result):
             found.wrong_outcome.append(f"{key}: expected {planned.expect}/{planned.error_type}, "

@@ -6,7 +6,7 @@ import logging
 import signal
 import socket
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import boto3
 import pytest
@@ -32,6 +32,13 @@ def listening(url: str) -> bool:
         return True
     except (ConnectionRefusedError, ConnectionResetError):  # reset: caught as the listener closes
         return False
+
+
+def png_size(path: Path) -> Tuple[int, int]:
+    """(width, height) in pixels, from the PNG's header chunk."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
 
 
 def ctrl_c_reaches_it() -> None:

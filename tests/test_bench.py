@@ -1,7 +1,7 @@
 """`make bench` code runs end to end on tiny sizes. These are not benchmarks: nothing here
-judges a number, only that every section produces its rows, latest.json and the plot. The intake
-and e2e sections start local stacks (devserver's launcher). test_bench_helpers.py tests the pieces
-that need no process."""
+judges a number, only that every section produces its rows, latest.json and the plot (beside the
+JSON: a quick run never replaces the README's pictures). The intake and e2e sections start local
+stacks (devserver's launcher). test_bench_helpers.py tests the pieces that need no process."""
 from __future__ import annotations
 
 import json
@@ -33,6 +33,6 @@ def test_every_section_runs_on_a_tiny_size(tmp_path: Path, monkeypatch: pytest.M
     lifecycle = document["raw"]["lifecycle"]
     assert lifecycle["accepted"] == 5 and lifecycle["delivered_per_request"] == 1.0
     assert lifecycle["dynamodb_calls"]["PutItem"] == 5
-    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "bench-latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # --quick: beside its JSON
     table = capsys.readouterr().out
     assert all(metric in table for metric in metrics)  # every measured row is printed

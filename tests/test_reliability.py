@@ -41,6 +41,8 @@ def test_load_every_request_is_stored_finished_as_dictated_and_run_once(backend,
     f = result.findings
     assert (f.accepted, f.answers, f.extra_runs) == (size, Counter({202: size}), 0)
     assert len(f.latencies_ms) == size and f.stream_records == 2 * size  # each INSERT and its write-back
+    timeline = result.timeline
+    assert timeline and (len(timeline.accepted), len(timeline.finished), timeline.refused) == (size, size, [])
 
 
 def test_crashes_lose_nothing_and_every_duplicate_is_explained_by_a_kill(tmp_path):
@@ -49,6 +51,7 @@ def test_crashes_lose_nothing_and_every_duplicate_is_explained_by_a_kill(tmp_pat
     assert result.findings.accepted == 150  # the clients' retries outlast the app host's restart
     markers = [line for line in (tmp_path / "runs.txt").read_bytes().splitlines() if line.startswith(crashes.MARKER)]
     assert len(markers) == 4 and sum(line.endswith(b"app host") for line in markers) == 1  # every kill happened
+    assert result.timeline and (len(result.timeline.moments), len(result.timeline.windows)) == (3, 1)  # drawn too
 
 
 def test_throttling_gives_429s_that_store_nothing_and_write_backs_that_land(tmp_path):
@@ -66,6 +69,9 @@ def test_an_outage_gives_503s_that_store_nothing_and_the_runner_recovers(tmp_pat
     assert result.findings.answers[503] > 0
     assert injected(result.faults, r"(\d+) calls answered 503") > 0
     assert injected(result.faults, r"(\d+) calls or connections refused") > 0
+    windows = result.timeline.windows if result.timeline else []
+    assert [(w.label, round(w.end - w.start, 3)) for w in windows] == [("storage answers 503", 1.0),
+                                                                       ("storage refuses connections", 1.0)]
 
 
 def test_a_poison_request_fails_after_its_retries_and_the_rest_finish(tmp_path):
@@ -73,3 +79,4 @@ def test_a_poison_request_fails_after_its_retries_and_the_rest_finish(tmp_path):
 
     f = result.findings
     assert f.poison_runs == [11] and len(f.latencies_ms) == 99
+    assert result.timeline and [m.label for m in result.timeline.moments] == ["poison request accepted"]

@@ -29,6 +29,7 @@ from reliability.crash import MARKER, Crash, crash_app_host, crash_instance, ins
 from reliability.load import NO_ANSWER, RETRYABLE, Attempt, Retry, Sender, Sent, plan
 from reliability.report import Result
 from reliability.stack import app_status, dead_parts, runs_file, scenario_stack
+from reliability.timeline import Moment, Window, of_run
 
 NAME = "crashes"
 FULL_SIZE = 2_000
@@ -163,6 +164,9 @@ def run(backend: str, size: int, seed: int, state: Path, kills: int = KILLS, app
                f"restarted at once (seed {seed})",
         findings=findings, runtime_s=time.monotonic() - began, state=state, duplicates_allowed=True,
         unexplained_duplicates=unexplained, errors=errors,
+        timeline=of_run(sent, findings, windows=[Window(c.at, c.at + c.down_s, "app host SIGKILLed, until it "
+                                                        "serves again") for c in hosts],
+                        moments=[Moment(c.at, "function instance SIGKILLed") for c in instances]),
         facts={"kills": f"after runs {killer.thresholds} (+0-250 ms), the app host at kills "
                         f"{sorted(k + 1 for k in killer.app_at)}; restarts took up to {restart:.1f} s",
                "seen": f"the pools counted {counted['crashes']} Runtime.ExitError (instances killed mid-invocation "

@@ -13,6 +13,7 @@ from reliability.common import settle_and_check
 from reliability.load import Sender, plan
 from reliability.report import Result
 from reliability.stack import app_status, dead_parts, scenario_stack
+from reliability.timeline import of_run
 
 NAME = "load"
 FULL_SIZE = 10_000
@@ -34,6 +35,7 @@ def run(backend: str, size: int, seed: int, state: Path) -> Result:
     return Result(
         NAME, backend, size, load=f"{size:,} PUTs from {CLIENTS} clients ({unknown:,} unknown dishes)",
         faults="none", findings=findings, runtime_s=time.monotonic() - began, state=state, errors=errors,
+        timeline=of_run(sent, findings),
         facts={"intake": f"{size / put_s:.0f} PUTs/s over {put_s:.1f} s" if put_s else "-",
                "runner": _runner_line(counters)},
         table_notes=[f"intake {size / put_s:.0f} PUT/s" if put_s else "no intake"]

@@ -26,6 +26,7 @@ from reliability.common import settle_and_check, write_back_failures
 from reliability.load import Attempt, Retry, Sender, plan
 from reliability.report import Result
 from reliability.stack import dead_parts, fault_state, scenario_stack
+from reliability.timeline import Window, of_run
 from reliability.verify import read_items
 
 NAME = "outage"
@@ -35,6 +36,7 @@ SEND_S = 30.0  # the load is spread over this long, so both windows fall in its 
 DOWN_S = 5.0
 # (share of the load's time, mode): the 503 window opens at 25% (7.5 s), the refuse one at 60% (18 s).
 WINDOWS = ((0.25, "503"), (0.60, "refuse"))
+SAYS = {"503": "storage answers 503", "refuse": "storage refuses connections"}
 EVERY_CALL = "*,DynamoDBStreams_20120810.*"
 
 
@@ -43,6 +45,7 @@ def run(backend: str, size: int, seed: int, state: Path, send_s: float = SEND_S,
     planned = plan(f"outage-{seed}", size, seed, unknown_share=0.1)
     opened: List[str] = []
     cuts: List[float] = []  # time.time() when a refuse window opened: open connections are cut then
+    down: List[Window] = []
     with scenario_stack(backend, state, faults=True, fault_seed=seed) as stack:
         stack.faults(down_operations=EVERY_CALL, reset_counters=True)
 
@@ -55,6 +58,8 @@ def run(backend: str, size: int, seed: int, state: Path, send_s: float = SEND_S,
                     if mode == "refuse":
                         cuts.append(time.time())
                     stack.faults(down_mode=mode, down_for_seconds=down_s)
+                    at = time.time()
+                    down.append(Window(at, at + down_s, SAYS[mode]))
                     opened.append(f"{mode} at {elapsed:.1f} s")
 
         sent = sender.run(deadline_s=send_s + 120, between=windows)
@@ -80,7 +85,7 @@ def run(backend: str, size: int, seed: int, state: Path, send_s: float = SEND_S,
         faults=f"2 x {down_s:g} s down ({', '.join(opened)}): {proxy['totals']['unavailable']} calls answered "
                f"503, {proxy['totals']['refused'] + proxy['refused_connections']} calls or connections refused",
         findings=findings, runtime_s=time.monotonic() - began, state=state, duplicates_allowed=True,
-        unexplained_duplicates=unexplained, errors=errors,
+        unexplained_duplicates=unexplained, errors=errors, timeline=of_run(sent, findings, windows=down),
         facts={"clients": f"{never} request(s) never stored (their tries all refused); "
                           f"{len(maybe)} stored without a 202 after a 'may or may not be stored' 503",
                "dupes": f"{findings.extra_runs} extra runs; write-backs given up: {len(gave_up)}"},

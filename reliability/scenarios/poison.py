@@ -23,6 +23,7 @@ from reliability.common import settle_and_check
 from reliability.load import Sender, plan
 from reliability.report import Result
 from reliability.stack import app_status, dead_parts, scenario_stack
+from reliability.timeline import Moment, of_run
 
 NAME = "poison"
 FULL_SIZE = 600
@@ -60,6 +61,8 @@ def run(backend: str, size: int, seed: int, state: Path, rate: float = RATE) -> 
         NAME, backend, size, load=f"{size:,} requests at {rate:g}/s, {len(poison)} of them poison",
         faults=f"{len(poison)} poison requests (TransientError on every run)",
         findings=findings, runtime_s=time.monotonic() - began, state=state, errors=errors,
+        timeline=of_run(sent, findings, moments=[Moment(s.accepted_at, "poison request accepted")
+                                                 for s in sent if s.planned.poison and s.accepted_at is not None]),
         facts={"retries": f"poison requests each ran {sorted(set(findings.poison_runs))} times "
                          f"(1 + {runs_expected - 1} retries); "
                          f"PUT->FAILED max {max(poison, default=0) / 1000:.1f} s",

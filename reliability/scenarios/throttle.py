@@ -20,6 +20,7 @@ from reliability.common import settle_and_check, write_back_failures
 from reliability.load import Retry, Sender, plan
 from reliability.report import Result
 from reliability.stack import dead_parts, fault_state, scenario_stack
+from reliability.timeline import Window, of_run
 
 NAME = "throttle"
 FULL_SIZE = 2_000
@@ -34,10 +35,12 @@ def run(backend: str, size: int, seed: int, state: Path) -> Result:
     planned = plan(f"throttle-{seed}", size, seed, unknown_share=0.1)
     with scenario_stack(backend, state, faults=True, fault_seed=seed) as stack:
         stack.faults(throttle=SHARE, throttle_operations=",".join(OPERATIONS), reset_counters=True)
+        throttled_from = time.time()
         sent = Sender(stack.api_url, planned, clients=CLIENTS, retry=Retry(max_attempts=5), seed=seed
                       ).run(deadline_s=60 + size / 5)
         # The processor's write-backs keep being throttled until every request is finished.
         findings = settle_and_check(stack, sent, allowed={429}, deadline_s=120 + size / 5)
+        throttled = Window(throttled_from, time.time(), f"{SHARE:.0%} of {', '.join(OPERATIONS)} throttled")
         counters = fault_state(stack)["counters"]
         errors = dead_parts(stack)
     gave_up, unexplained = write_back_failures(stack, findings)
@@ -49,7 +52,7 @@ def run(backend: str, size: int, seed: int, state: Path) -> Result:
         faults=f"{SHARE:.0%} of {', '.join(OPERATIONS)} throttled: "
                + ", ".join(f"{op} {injected[op]}/{calls[op]}" for op in OPERATIONS),
         findings=findings, runtime_s=time.monotonic() - began, state=state, duplicates_allowed=True,
-        unexplained_duplicates=unexplained, errors=errors,
+        unexplained_duplicates=unexplained, errors=errors, timeline=of_run(sent, findings, windows=[throttled]),
         facts={"clients": f"{never} request(s) still 429 after 5 tries (must have no item)",
                "dupes": f"{findings.extra_runs} extra runs; write-backs given up after botocore's retries: "
                         f"{len(gave_up)}"},
