@@ -114,7 +114,7 @@ class RequestReads:
 
 def _view(raw: Mapping[str, Any]) -> Dict[str, Any]:
     item = {name: from_attribute(value) for name, value in raw.items()}
-    view = view_of(item)
+    view = view_of(item, operator=True)  # the console is the operators' view: every owner's requests
     view["redriven"] = bool(item.get("redriven"))
     return view
 

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
+from chalicelib.ownership import ANONYMOUS
 from devserver.launcher import LocalStack, StackOptions
 from devserver.local_config import PROJECT_DIR
 from devserver.testing import browser
@@ -48,9 +49,9 @@ def take(path: Path) -> None:
             retrying = put(POISONED[1], [("margherita", 1)], note="poison")
             wait_for(lambda: api.get(retrying)[1].get("attempts", 0) >= 2, 15, f"{retrying} retried")
             page = ConsolePage(driver, stack.api_url).open()
-            page.wait_row("PENDING", retrying)
-            page.wait_row("FAILED", out_of_retries)
-            page.wait_row("SUCCEEDED", ORDERS[-1][0])
+            page.wait_row("PENDING", f"{ANONYMOUS}/{retrying}")
+            page.wait_row("FAILED", f"{ANONYMOUS}/{out_of_retries}")
+            page.wait_row("SUCCEEDED", f"{ANONYMOUS}/{ORDERS[-1][0]}")
             page.screenshot(path)
 
 

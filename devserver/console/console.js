@@ -3,11 +3,15 @@
 // on the page as text, never as HTML.
 "use strict";
 
-// The one place the console calls the API. Request ownership makes /requests/... owner-scoped and
-// adds operator routes: change the path here.
+// The one place the console calls the API: the operators' retry, for any owner's request. Under
+// `--auth iam` it needs a signature the browser cannot make, and the refusal is shown.
 const api = {
-  retry: (id) => fetch(`/requests/${encodeURIComponent(id)}/retry`, { method: "POST" }),
+  retry: (item) => fetch(`/admin/requests/${encodeURIComponent(item.owner)}/${encodeURIComponent(item.id)}/retry`,
+    { method: "POST" }),
 };
+
+// A request as operators name it (python -m ops too): its owner and its id.
+function nameOf(item) { return `${item.owner}/${item.id}`; }
 
 const EVERY_S = Math.max(0.2, Number(new URLSearchParams(location.search).get("every")) || 2);
 const FUNCTION_COLUMNS = ["instances", "busy", "invocations", "cold_starts", "errors", "crashes", "timeouts"];
@@ -103,13 +107,13 @@ function errorCell(error) {
 }
 
 function requestRow(item, status) {
-  const row = element("tr", null, { "data-request-id": item.id, "data-status": item.status });
-  row.append(element("td", item.id, { class: "id" }), clock(item.createdAt), clock(item.updatedAt),
+  const row = element("tr", null, { "data-request-id": nameOf(item), "data-status": item.status });
+  row.append(element("td", nameOf(item), { class: "id" }), clock(item.createdAt), clock(item.updatedAt),
     element("td", show(item.attempts), { class: "num" }));
   if (status === "FAILED") {
     row.append(errorCell(item.error));
-    const button = element("button", "Retry", { type: "button", "data-retry": item.id });
-    button.addEventListener("click", () => retry(item.id, button));
+    const button = element("button", "Retry", { type: "button", "data-retry": nameOf(item) });
+    button.addEventListener("click", () => retry(item, button));
     const cell = element("td");
     cell.append(button);
     row.append(cell);
@@ -148,11 +152,12 @@ function notice(text, bad = false) {
   node.hidden = !text;
 }
 
-async function retry(id, button) {
+async function retry(item, button) {
+  const id = nameOf(item);
   button.disabled = true;
   button.textContent = "retrying…";
   try {
-    const answer = await api.retry(id);
+    const answer = await api.retry(item);
     const body = await answer.json().catch(() => ({}));
     if (answer.ok) notice(`${id}: retried, ${body.status || "PENDING"} again`);
     else notice(`${id}: retry refused (${answer.status}): ${body.message || answer.statusText}`, true);
