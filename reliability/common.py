@@ -5,6 +5,7 @@ import re
 import time
 from typing import Callable, List, Set, Tuple
 
+from chalicelib.ownership import public_id
 from devserver.launcher import LocalStack
 from reliability.load import Sent
 from reliability.stack import runs_file
@@ -31,7 +32,8 @@ def settle_and_check(stack: LocalStack, sent: List[Sent], allowed: Set[int], dea
     return found
 
 
-# One log line per write-back the processor gave up on (Powertools JSON; fields in this order).
+# One log line per write-back the processor gave up on (Powertools JSON; fields in this order); its
+# request_id is the item's key, "<owner>/<id>".
 # Matched inside a line rather than parsed as one: the function instances and the app host share
 # one stdout, and a `print` (the EMF metrics) can glue another line onto a log line.
 WRITE_BACK_FAILED = re.compile(rb'"message":"write-back failed; will be retried"[^{}]*?"request_id":"([^"]+)"')
@@ -46,5 +48,6 @@ def write_back_failures(stack: LocalStack, findings: Findings) -> Tuple[Set[str]
     gave_up: Set[str] = set()
     if app_log.exists():
         with app_log.open("rb") as handle:
-            gave_up = {match.group(1).decode() for line in handle for match in WRITE_BACK_FAILED.finditer(line)}
+            gave_up = {public_id(match.group(1).decode())
+                       for line in handle for match in WRITE_BACK_FAILED.finditer(line)}
     return gave_up, sorted(set(findings.duplicated) - gave_up)

@@ -32,6 +32,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from chalicelib.ownership import ANONYMOUS, item_key
 from devserver.launcher import LocalStack, StackOptions
 from tests.conftest import ROOT
 from tests.hypothesis_profiles import profile_name, stack_profile
@@ -106,8 +107,8 @@ def count_items(stack: Stack) -> int:
     return sum(page["Count"] for page in pages)
 
 
-def stored_item(stack: Stack, request_id: str) -> Dict[str, Any]:
-    item = stack.dynamodb.get_item(TableName=stack.table, Key={"id": {"S": request_id}},
+def stored_item(stack: Stack, request_id: str, owner: str = ANONYMOUS) -> Dict[str, Any]:
+    item = stack.dynamodb.get_item(TableName=stack.table, Key={"id": {"S": item_key(owner, request_id)}},
                                    ConsistentRead=True).get("Item")
     assert item is not None, f"{request_id} was not stored"
     return item
