@@ -13,12 +13,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Dict, List, Optional
 
+from devserver.local_config import default_state_dir
 from reliability.report import TABLE_HEADER, Result, describe, table_row
 from reliability.scenarios import crashes, load, outage, poison, throttle
 
 SCENARIOS: Dict[str, ModuleType] = {m.NAME: m for m in (load, crashes, throttle, outage, poison)}
 BACKENDS = ("moto", "dynamodb-local")
-STATE = Path(__file__).resolve().parent.parent / ".local" / "reliability"
+# Outside the project, beside the local stack's own state: an auto-reloading `chalice local` started
+# from this project restarts on every file written inside it, and a run writes thousands.
+STATE = default_state_dir() / "reliability"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -30,7 +33,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="requests per scenario (default: each scenario's full size: "
                              + ", ".join(f"{n} {m.FULL_SIZE}" for n, m in SCENARIOS.items()) + ")")
     parser.add_argument("--seed", type=int, default=1, help="seeds the workload, the kills and the faults")
-    parser.add_argument("--state-dir", type=Path, default=STATE, help="logs and runs files go under it")
+    parser.add_argument("--state-dir", type=Path, default=STATE,
+                        help=f"logs and runs files go under it (default {STATE})")
     args = parser.parse_args(argv)
     if args.size is not None and args.size < 100:
         parser.error("--size must be at least 100")
