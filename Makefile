@@ -47,9 +47,10 @@ bench: $(VENV)/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench $(ARGS)
 
-# The reliability suite (reliability/): load, processor crashes, storage faults and poison records
-# at full size on moto and on DynamoDB Local, each checked request by request; exits non-zero on any
-# lost, stuck or wrongly finished request. About 21 minutes. One scenario:
+# The reliability suite (reliability/): load, processor crashes, storage faults, poison records and
+# cross-owner attempts at full size on moto and on DynamoDB Local, each checked request by request;
+# exits non-zero on any lost, stuck or wrongly finished request, or an attempt on another owner's
+# requests that was not refused. About 23 minutes. One scenario:
 # make reliability ARGS="load --backend moto --size 2000"
 .PHONY: reliability
 reliability: $(VENV)/.installed node_modules/.installed

@@ -15,9 +15,9 @@ from typing import Dict, List, Optional
 
 from devserver.local_config import default_state_dir
 from reliability.report import TABLE_HEADER, Result, describe, table_row
-from reliability.scenarios import crashes, load, outage, poison, throttle
+from reliability.scenarios import crashes, load, outage, owners, poison, throttle
 
-SCENARIOS: Dict[str, ModuleType] = {m.NAME: m for m in (load, crashes, throttle, outage, poison)}
+SCENARIOS: Dict[str, ModuleType] = {m.NAME: m for m in (load, crashes, throttle, outage, poison, owners)}
 BACKENDS = ("moto", "dynamodb-local")
 # Outside the project, beside the local stack's own state: an auto-reloading `chalice local` started
 # from this project restarts on every file written inside it, and a run writes thousands.

@@ -3,25 +3,33 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Callable, List, Set, Tuple
+from typing import Callable, Dict, List, Set, Tuple
 
 from chalicelib.ownership import public_id
 from devserver.launcher import LocalStack
 from reliability.load import Sent
 from reliability.stack import runs_file
 from reliability.stream_check import check_stream
-from reliability.verify import Findings, check, read_runs, wait_terminal
+from reliability.verify import Findings, Item, check, read_runs, wait_terminal
 
 
 def settle_and_check(stack: LocalStack, sent: List[Sent], allowed: Set[int], deadline_s: float,
                      progress: Callable[[str], None] = print) -> Findings:
     """Waits (at most `deadline_s`) until no request is PENDING, then checks every request:
-    the accepted ones and those that were refused."""
+    the accepted ones and those that were refused. Each owner's requests are read under its own
+    keys; a key may stand for one request only (two owners' plans use different prefixes)."""
     # Accepted ones first, in the order they were accepted: roughly the stream's order.
     ordered = sorted(sent, key=lambda s: (s.accepted_at is None, s.accepted_at or 0.0))
-    keys = [s.planned.key for s in ordered]
+    by_owner: Dict[str, List[str]] = {}
+    for s in ordered:
+        by_owner.setdefault(s.planned.owner, []).append(s.planned.key)
+    if sum(map(len, by_owner.values())) != len({s.planned.key for s in sent}):
+        raise ValueError("a key is planned twice: the checks find requests by key")
     dynamodb = stack.client("dynamodb")  # the database itself, never through the fault proxy
-    items = wait_terminal(dynamodb, stack.table_name, keys, time.monotonic() + deadline_s, progress)
+    deadline = time.monotonic() + deadline_s
+    items: Dict[str, Item] = {}
+    for owner, keys in by_owner.items():
+        items.update(wait_terminal(dynamodb, stack.table_name, keys, deadline, progress, owner=owner))
     found = check(sent, items, read_runs(runs_file(stack.state_dir)), allowed)
     stream = check_stream(dynamodb, stack.client("dynamodbstreams"), stack.table_name)
     found.stream_records, found.stream_out_of_order = stream.records, stream.out_of_order

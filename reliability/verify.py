@@ -136,11 +136,14 @@ class Findings:
     redriven: List[str] = field(default_factory=list)  # finished only after the reconciler re-drove them
     stream_records: int = 0  # records in the table's stream, all read back after the scenario
     stream_out_of_order: int = 0  # of those, numbered so that a resuming reader skips them
+    # Attempts on another owner's requests (or unsigned ones) that were not refused as the API
+    # promises, or that changed an item (the owners scenario); each says what was tried and got.
+    cross_owner: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
 
     def ok(self, duplicates_allowed: bool) -> bool:
         violations = [self.lost, self.stuck, self.wrong_outcome, self.stored_without_2xx, self.ran_without_2xx,
-                      self.never_ran, self.bad_answers]
+                      self.never_ran, self.bad_answers, self.cross_owner]
         return (not any(violations) and not self.unsent and not self.stream_out_of_order
                 and (duplicates_allowed or not self.extra_runs))
 
