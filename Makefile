@@ -112,10 +112,11 @@ bench: $(VENV)/.installed
 screenshots: $(VENV)/.installed chromium
 	$(PY) -m devserver.console_screenshot
 
-# The reliability suite (reliability/): load, processor crashes, storage faults and poison records
-# at full size on moto and on DynamoDB Local, each checked request by request; exits non-zero on any
-# lost, stuck or wrongly finished request, and draws each run's timeline into docs/images/ (the README
-# shows them). About 21 minutes. One scenario:
+# The reliability suite (reliability/): load, processor crashes, storage faults, poison records and
+# cross-owner attempts at full size on moto and on DynamoDB Local, each checked request by request;
+# exits non-zero on any lost, stuck or wrongly finished request, or an attempt on another owner's
+# requests that was not refused, and draws each run's timeline into docs/images/ (the README shows
+# them). About 23 minutes. One scenario:
 # make reliability ARGS="load --backend moto --size 2000"
 .PHONY: reliability
 reliability: $(VENV)/.installed node_modules/.installed

@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
 
 from bench.common import ORDER as ORDER_BODY, TABLE, percentile  # noqa: E402
 from bench.local_stack import warm_up  # noqa: E402
+from chalicelib.ownership import ANONYMOUS, item_key, public_id  # noqa: E402
 from devserver.db import client  # noqa: E402
 from devserver.launcher import LocalStack, StackOptions  # noqa: E402
 
@@ -97,7 +98,8 @@ def delivered(url: str) -> int:
 def wait_finished(url: str, endpoint: str, ids: List[str], deadline_s: float,
                   delivered_before: int) -> Dict[str, Tuple[int, int]]:
     """(createdAt, updatedAt) of each id that is SUCCEEDED once the runner has delivered them all
-    (or the deadline passed); the items are read once at the end, 100 per BatchGetItem."""
+    (or the deadline passed); the items (the anonymous owner's: the stack's dev stage has no auth)
+    are read once at the end, 100 per BatchGetItem."""
     deadline = time.monotonic() + deadline_s
     seen, moved = -1, time.monotonic()
     while time.monotonic() < deadline:
@@ -117,11 +119,11 @@ def wait_finished(url: str, endpoint: str, ids: List[str], deadline_s: float,
             if not chunk:
                 continue
             found = dynamodb.batch_get_item(RequestItems={TABLE: {
-                "Keys": [{"id": {"S": i}} for i in chunk], "ConsistentRead": True,
+                "Keys": [{"id": {"S": item_key(ANONYMOUS, i)}} for i in chunk], "ConsistentRead": True,
                 "ProjectionExpression": "id, #s, createdAt, updatedAt", "ExpressionAttributeNames": {"#s": "status"}}})
             for item in found["Responses"][TABLE]:
                 if item["status"]["S"] == "SUCCEEDED":
-                    stamps[item["id"]["S"]] = (int(item["createdAt"]["N"]), int(item["updatedAt"]["N"]))
+                    stamps[public_id(item["id"]["S"])] = (int(item["createdAt"]["N"]), int(item["updatedAt"]["N"]))
         if len(stamps) == len(ids):
             break
         time.sleep(0.5)

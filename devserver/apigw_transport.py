@@ -45,6 +45,12 @@ __all__ = [
 
 TARGET_PREFIX = "DynamoDB_20120810"
 CONTENT_TYPE = "application/x-amz-json-1.0"
+# Connections kept open for reuse. The gateway's server gives each client connection a thread of its
+# own (werkzeug's threaded server, no cap) and each calls this transport; with botocore's default 10,
+# 32 clients made urllib3 open and drop a connection per call beyond the 10th ("Connection pool is
+# full, discarding connection" in app.log). A pool never blocks a call: 64 is twice the most
+# concurrent clients the project drives (reliability's, the e2e bench's).
+POOL_CONNECTIONS = 64
 
 
 class IntegrationError(Exception):
@@ -77,12 +83,14 @@ class HttpTransport:
         access_key_id: str = "testing",
         secret_access_key: str = "testing",
         timeout_seconds: float = 29.0,
+        pool_connections: int = POOL_CONNECTIONS,
     ) -> None:
         self._endpoint_url = endpoint_url
         self._signer = SigV4Auth(Credentials(access_key_id, secret_access_key), "dynamodb", region)
         # URLLib3Session never retries, like API Gateway.
         # Ignored (arg-type): botocore-stubs say int; botocore passes it to urllib3's Timeout, which takes a float.
-        self._session = URLLib3Session(timeout=timeout_seconds)  # type: ignore[arg-type]
+        self._session = URLLib3Session(timeout=timeout_seconds,  # type: ignore[arg-type]
+                                       max_pool_connections=pool_connections)
 
     def __call__(self, action: str, body: bytes) -> tuple[int, bytes]:
         request = AWSRequest(

@@ -1,12 +1,12 @@
 """The API as a client sees it, as Swagger 2.0: what schemathesis tests the local stack against.
 
-Built the way `chalice package` builds the deployed definition: Chalice's swagger generator
-for the app's routes, deep-merged (Chalice's own TemplateDeepMerger) with the stage's merge
-template's DefinitionBody (infra/merge_stage.py: the PUT route, its models and responses).
-API Gateway's extensions are then dropped, and the Chalice routes get what Chalice cannot
-declare: their documented answers (README "The request lifecycle" and "Operating it") and the
-list route's query parameters. Every route may also answer API Gateway's 403 (no such method
-on the resource, or missing credentials on a guarded stage).
+Built the way `chalice package` builds the deployed definition: Chalice's swagger generator for the
+app's routes, deep-merged (Chalice's own TemplateDeepMerger) with the stage's merge template's
+DefinitionBody (infra/merge_stage.py: the PUT route, its models and responses). API Gateway's
+extensions are then dropped, and the Chalice routes get what Chalice cannot declare: their
+documented answers (README "The request lifecycle" and "Operating it") and the list routes' query
+parameters, for a caller's routes and the operators' /admin ones alike. Every route may also answer
+API Gateway's 403 (no such method on the resource, or missing credentials on a guarded stage).
 
     python infra/openapi.py --stage dev build/openapi-dev.json
 """
@@ -42,54 +42,46 @@ _UNAVAILABLE = {"description": "storage throttled or down; retry", "schema": _ER
 _MEDIA = {"description": "a Content-Type the route does not take (Chalice)", "schema": {"type": "object"}}
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "type": "string", "pattern": ID_PATTERN}
 _OWNER = {"name": "owner", "in": "path", "required": True, "type": "string", "pattern": f"^{OWNER_PATTERN}$"}
-_LIST_QUERY = [
-    {"name": "status", "in": "query", "required": True, "type": "string", "enum": ["PENDING", "FAILED"]},
-    {"name": "limit", "in": "query", "required": False, "type": "integer", "minimum": 1, "maximum": 100},
-    {"name": "cursor", "in": "query", "required": False, "type": "string"},
-]
-CHALICE_ROUTES: Dict[str, Dict[str, Dict[str, Any]]] = {
-    "/requests/{request_id}": {"get": {
-        "parameters": [_REQUEST_ID],
-        "responses": {
-            "200": {"description": "the request's status", "schema": {"$ref": "#/definitions/Empty"}},
-            "400": {"description": "an id that cannot exist", "schema": _ERROR},
-            "404": {"description": "no request with this id", "schema": _ERROR},
-            "415": _MEDIA,
-            "503": _UNAVAILABLE,
-        }}},
-    "/requests/{request_id}/retry": {"post": {
-        "parameters": [_REQUEST_ID],
-        "responses": {
-            "202": {"description": "FAILED -> PENDING: it runs again", "schema": {
-                "type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"}}}},
-            "400": {"description": "an id that cannot exist", "schema": _ERROR},
-            "404": {"description": "no request with this id", "schema": _ERROR},
-            "409": {"description": "the request is not FAILED", "schema": _ERROR},
-            "415": _MEDIA,
-            "503": _UNAVAILABLE,
-        }}},
-    "/requests": {"get": {
-        "parameters": _LIST_QUERY,
-        "responses": {
-            "200": {"description": "a page of the caller's requests, oldest first",
-                    "schema": {"$ref": "#/definitions/Empty"}},
-            "400": {"description": "bad status, limit or cursor", "schema": _ERROR},
-            "415": _MEDIA,
-            "503": _UNAVAILABLE,
-        }}},
+_NOT_AN_ID = {"description": "an id (or owner) that cannot exist", "schema": _ERROR}
+_NOT_FOUND = {"description": "no request with this id (of the caller's, on /requests)", "schema": _ERROR}
+_SHOW = {
+    "200": {"description": "the request's status", "schema": {"$ref": "#/definitions/Empty"}},
+    "400": _NOT_AN_ID,
+    "404": _NOT_FOUND,
+    "415": _MEDIA,
+    "503": _UNAVAILABLE,
 }
-# The operators' routes: the same answers, for any owner's requests (README "Who can see what").
-CHALICE_ROUTES.update({
-    "/admin/requests/{owner}/{request_id}": {"get": {
-        **CHALICE_ROUTES["/requests/{request_id}"]["get"], "parameters": [_OWNER, _REQUEST_ID]}},
-    "/admin/requests/{owner}/{request_id}/retry": {"post": {
-        **CHALICE_ROUTES["/requests/{request_id}/retry"]["post"], "parameters": [_OWNER, _REQUEST_ID]}},
-    "/admin/requests": {"get": {
-        **CHALICE_ROUTES["/requests"]["get"],
-        "responses": {**CHALICE_ROUTES["/requests"]["get"]["responses"], "200": {
-            "description": "a page of every owner's requests, oldest first",
-            "schema": {"$ref": "#/definitions/Empty"}}}}},
-})
+_RETRY = {
+    "202": {"description": "FAILED -> PENDING: it runs again", "schema": {
+        "type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"}}}},
+    "400": _NOT_AN_ID,
+    "404": _NOT_FOUND,
+    "409": {"description": "the request is not FAILED", "schema": _ERROR},
+    "415": _MEDIA,
+    "503": _UNAVAILABLE,
+}
+_LIST = {
+    "parameters": [
+        {"name": "status", "in": "query", "required": True, "type": "string", "enum": ["PENDING", "FAILED"]},
+        {"name": "limit", "in": "query", "required": False, "type": "integer", "minimum": 1, "maximum": 100},
+        {"name": "cursor", "in": "query", "required": False, "type": "string"},
+    ],
+    "responses": {
+        "200": {"description": "a page of requests, oldest first", "schema": {"$ref": "#/definitions/Empty"}},
+        "400": {"description": "bad status, limit or cursor", "schema": _ERROR},
+        "415": _MEDIA,
+        "503": _UNAVAILABLE,
+    }}
+# A caller's routes and the operators' answer alike (chalicelib/requests_api.py); each is copied
+# where it is used.
+CHALICE_ROUTES: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "/requests/{request_id}": {"get": {"parameters": [_REQUEST_ID], "responses": _SHOW}},
+    "/requests/{request_id}/retry": {"post": {"parameters": [_REQUEST_ID], "responses": _RETRY}},
+    "/requests": {"get": _LIST},
+    "/admin/requests/{owner}/{request_id}": {"get": {"parameters": [_OWNER, _REQUEST_ID], "responses": _SHOW}},
+    "/admin/requests/{owner}/{request_id}/retry": {"post": {"parameters": [_OWNER, _REQUEST_ID], "responses": _RETRY}},
+    "/admin/requests": {"get": _LIST},
+}
 
 
 def _without_extensions(value: Any) -> Any:

@@ -16,14 +16,17 @@ from types import ModuleType
 from typing import Dict, List, Optional
 
 from bench import figures
+from devserver.local_config import default_state_dir
 from reliability import timeline
 from reliability.report import TABLE_HEADER, Result, describe, table_row
-from reliability.scenarios import crashes, load, outage, poison, throttle
+from reliability.scenarios import crashes, load, outage, owners, poison, throttle
 
-SCENARIOS: Dict[str, ModuleType] = {m.NAME: m for m in (load, crashes, throttle, outage, poison)}
+SCENARIOS: Dict[str, ModuleType] = {m.NAME: m for m in (load, crashes, throttle, outage, poison, owners)}
 BACKENDS = ("moto", "dynamodb-local")
 BACKEND_NAMES = {"moto": "moto", "dynamodb-local": "DynamoDB Local"}
-STATE = Path(__file__).resolve().parent.parent / ".local" / "reliability"
+# Outside the project, beside the local stack's own state: an auto-reloading `chalice local` started
+# from this project restarts on every file written inside it, and a run writes thousands.
+STATE = default_state_dir() / "reliability"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -35,7 +38,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="requests per scenario (default: each scenario's full size: "
                              + ", ".join(f"{n} {m.FULL_SIZE}" for n, m in SCENARIOS.items()) + ")")
     parser.add_argument("--seed", type=int, default=1, help="seeds the workload, the kills and the faults")
-    parser.add_argument("--state-dir", type=Path, default=STATE, help="logs and runs files go under it")
+    parser.add_argument("--state-dir", type=Path, default=STATE,
+                        help=f"logs and runs files go under it (default {STATE})")
     parser.add_argument("--plots", type=Path, default=None,
                         help="directory for the timelines (default: docs/images at full size, else the run's "
                              "directory under --state-dir)")

@@ -3,24 +3,33 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Callable, List, Set, Tuple
+from typing import Callable, Dict, List, Set, Tuple
 
+from chalicelib.ownership import public_id
 from devserver.launcher import LocalStack
 from reliability.load import Sent
 from reliability.stack import runs_file
 from reliability.stream_check import check_stream
-from reliability.verify import Findings, check, read_runs, wait_terminal
+from reliability.verify import Findings, Item, check, read_runs, wait_terminal
 
 
 def settle_and_check(stack: LocalStack, sent: List[Sent], allowed: Set[int], deadline_s: float,
                      progress: Callable[[str], None] = print) -> Findings:
     """Waits (at most `deadline_s`) until no request is PENDING, then checks every request:
-    the accepted ones and those that were refused."""
+    the accepted ones and those that were refused. Each owner's requests are read under its own
+    keys; a key may stand for one request only (two owners' plans use different prefixes)."""
     # Accepted ones first, in the order they were accepted: roughly the stream's order.
     ordered = sorted(sent, key=lambda s: (s.accepted_at is None, s.accepted_at or 0.0))
-    keys = [s.planned.key for s in ordered]
+    by_owner: Dict[str, List[str]] = {}
+    for s in ordered:
+        by_owner.setdefault(s.planned.owner, []).append(s.planned.key)
+    if sum(map(len, by_owner.values())) != len({s.planned.key for s in sent}):
+        raise ValueError("a key is planned twice: the checks find requests by key")
     dynamodb = stack.client("dynamodb")  # the database itself, never through the fault proxy
-    items = wait_terminal(dynamodb, stack.table_name, keys, time.monotonic() + deadline_s, progress)
+    deadline = time.monotonic() + deadline_s
+    items: Dict[str, Item] = {}
+    for owner, keys in by_owner.items():
+        items.update(wait_terminal(dynamodb, stack.table_name, keys, deadline, progress, owner=owner))
     found = check(sent, items, read_runs(runs_file(stack.state_dir)), allowed)
     stream = check_stream(dynamodb, stack.client("dynamodbstreams"), stack.table_name)
     found.stream_records, found.stream_out_of_order = stream.records, stream.out_of_order
@@ -31,7 +40,8 @@ def settle_and_check(stack: LocalStack, sent: List[Sent], allowed: Set[int], dea
     return found
 
 
-# One log line per write-back the processor gave up on (Powertools JSON; fields in this order).
+# One log line per write-back the processor gave up on (Powertools JSON; fields in this order); its
+# request_id is the item's key, "<owner>/<id>".
 # Matched inside a line rather than parsed as one: the function instances and the app host share
 # one stdout, and a `print` (the EMF metrics) can glue another line onto a log line.
 WRITE_BACK_FAILED = re.compile(rb'"message":"write-back failed; will be retried"[^{}]*?"request_id":"([^"]+)"')
@@ -46,5 +56,6 @@ def write_back_failures(stack: LocalStack, findings: Findings) -> Tuple[Set[str]
     gave_up: Set[str] = set()
     if app_log.exists():
         with app_log.open("rb") as handle:
-            gave_up = {match.group(1).decode() for line in handle for match in WRITE_BACK_FAILED.finditer(line)}
+            gave_up = {public_id(match.group(1).decode())
+                       for line in handle for match in WRITE_BACK_FAILED.finditer(line)}
     return gave_up, sorted(set(findings.duplicated) - gave_up)

@@ -19,11 +19,13 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, List, Optional
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from chalicelib.errors import RejectedRequest
 from chalicelib.orders import MENU, take_order
+from chalicelib.ownership import ANONYMOUS
+from devserver.testing.api import Api
 
 UNKNOWN_DISH = "durian"
 # Retried with the same Idempotency-Key: 429/503 say "not stored", 504 "may be stored" (a 409 on
@@ -40,10 +42,13 @@ class Planned:
     error_type: Optional[str] = None
     result: Optional[Dict[str, Any]] = None
     poison: bool = False
+    owner: str = ANONYMOUS  # who sends it (its item is "<owner>/<key>")
 
 
-def plan(prefix: str, count: int, seed: int, *, unknown_share: float = 0.1, poison_share: float = 0.0) -> List[Planned]:
-    """`count` requests; exactly round(count * share) unknown-dish and poison ones, at seeded places."""
+def plan(prefix: str, count: int, seed: int, *, unknown_share: float = 0.1, poison_share: float = 0.0,
+         owner: str = ANONYMOUS) -> List[Planned]:
+    """`count` requests of `owner`; exactly round(count * share) unknown-dish and poison ones, at
+    seeded places."""
     rng = random.Random(seed)
     places = list(range(count))
     rng.shuffle(places)
@@ -60,12 +65,12 @@ def plan(prefix: str, count: int, seed: int, *, unknown_share: float = 0.1, pois
             order["items"].append({"dish": UNKNOWN_DISH, "qty": 1})
         if index in poison:
             order["poison"] = True
-            planned.append(Planned(key, _encode(order), "FAILED", "RetriesExhausted", poison=True))
+            planned.append(Planned(key, _encode(order), "FAILED", "RetriesExhausted", poison=True, owner=owner))
             continue
         try:
-            planned.append(Planned(key, _encode(order), "SUCCEEDED", result=take_order(order)))
+            planned.append(Planned(key, _encode(order), "SUCCEEDED", result=take_order(order), owner=owner))
         except RejectedRequest:
-            planned.append(Planned(key, _encode(order), "FAILED", "RejectedRequest"))
+            planned.append(Planned(key, _encode(order), "FAILED", "RejectedRequest", owner=owner))
     return planned
 
 
@@ -108,11 +113,14 @@ class Retry:
 class Sender:
     """Sends a plan from `clients` threads, paced at `rate` requests/s if given (else as fast as
     the clients go). `between` is called every 50 ms from the calling thread with the seconds
-    since the load started, so a scenario can inject faults "in the middle of the load"."""
+    since the load started, so a scenario can inject faults "in the middle of the load". A request
+    whose owner is in `callers` is signed as that caller (a stack with `--auth iam`)."""
 
     def __init__(self, api_url: str, planned: List[Planned], *, clients: int = 32, rate: Optional[float] = None,
-                 retry: Optional[Retry] = None, seed: int = 0, timeout_s: float = 30.0) -> None:
+                 retry: Optional[Retry] = None, seed: int = 0, timeout_s: float = 30.0,
+                 callers: Optional[Mapping[str, Api]] = None) -> None:
         parts = urlsplit(api_url)
+        self._callers = dict(callers or {})
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
         self.sent = [Sent(p) for p in planned]
         self._clients = clients
@@ -176,8 +184,11 @@ class Sender:
         try:
             if connection is None:
                 connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-            connection.request("PUT", "/requests", body=planned.body,
-                               headers={"Content-Type": "application/json", "Idempotency-Key": planned.key})
+            headers = {"Content-Type": "application/json", "Idempotency-Key": planned.key}
+            caller = self._callers.get(planned.owner)
+            if caller is not None:
+                headers = caller.headers("PUT", "/requests", planned.body, headers)
+            connection.request("PUT", "/requests", body=planned.body, headers=headers)
             response = connection.getresponse()
             raw = response.read()
             status = response.status

@@ -57,7 +57,8 @@ def describe(result: Result) -> str:
         f"duplicated {len(f.duplicated)} ({f.extra_runs} extra runs), stored without 2xx "
         f"{len(f.stored_without_2xx)}, ran without 2xx {len(f.ran_without_2xx)}, never ran {len(f.never_ran)}, "
         f"disallowed answers {len(f.bad_answers)}, unsent {f.unsent}, "
-        f"stream records out of order {f.stream_out_of_order}",
+        f"stream records out of order {f.stream_out_of_order}"
+        + (f", cross-owner violations {len(f.cross_owner)}" if f.cross_owner else ""),
     ]
     if f.latencies_ms:
         lines.append(f"  latency  PUT->terminal p50 {percentile(f.latencies_ms, 0.5):.0f} ms, "
@@ -70,6 +71,7 @@ def describe(result: Result) -> str:
     for label, values in [("LOST", f.lost), ("STUCK", f.stuck), ("WRONG", f.wrong_outcome),
                           ("STORED WITHOUT 2xx", f.stored_without_2xx), ("RAN WITHOUT 2xx", f.ran_without_2xx),
                           ("NEVER RAN", f.never_ran), ("DISALLOWED ANSWER", f.bad_answers),
+                          ("CROSS-OWNER", f.cross_owner),
                           ("DUPLICATED" if result.duplicates_allowed else "DUPLICATED (not allowed)", f.duplicated),
                           ("UNEXPLAINED DUPLICATE", result.unexplained_duplicates), ("ERROR", result.errors),
                           ("NOTE", f.notes)]:
@@ -87,6 +89,7 @@ def table_row(result: Result) -> str:
     other = [f"{name} {len(values)}" for name, values in [
         ("wrong outcome", f.wrong_outcome), ("stored without 2xx", f.stored_without_2xx),
         ("ran without 2xx", f.ran_without_2xx), ("never ran", f.never_ran), ("disallowed answers", f.bad_answers),
+        ("cross-owner violations", f.cross_owner),
         ("unexplained duplicates", result.unexplained_duplicates), ("harness errors", result.errors)] if values]
     if f.latencies_ms:
         other.append(f"{'healthy ' if f.poison_runs else ''}PUT->terminal p99 "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, FrozenSet, List, Optional
 
 from devserver.launcher import LocalStack, StackOptions, accepts_connections
 from devserver.processes import process_alive
@@ -27,14 +27,17 @@ def runs_file(state: Path) -> Path:
     return state / "runs.txt"
 
 
-def scenario_stack(backend: str, state: Path, *, faults: bool = False, fault_seed: int = 1) -> LocalStack:
+def scenario_stack(backend: str, state: Path, *, faults: bool = False, fault_seed: int = 1,
+                   auth: Optional[str] = None, operators: FrozenSet[str] = frozenset()) -> LocalStack:
     """The stack for one scenario, not started yet (use it as a context manager). Its state stays
-    in `state` after it stops."""
+    in `state` after it stops. `auth` "iam": callers sign, `operators` are the access key ids that
+    may call /admin (StackOptions)."""
     state.mkdir(parents=True, exist_ok=True)
     runs_file(state).touch()  # read before the first run is recorded (the crash scenario's killer)
     return LocalStack(StackOptions(
         backend=backend, state_dir=state, business_logic=LOGIC, faults=faults, fault_seed=fault_seed,
-        function_env={RUNS_FILE: str(runs_file(state)), "SUCCESS_TTL_SECONDS": str(SUCCESS_TTL_SECONDS)}))
+        function_env={RUNS_FILE: str(runs_file(state)), "SUCCESS_TTL_SECONDS": str(SUCCESS_TTL_SECONDS)},
+        auth=auth, operators=operators))
 
 
 def dead_parts(stack: LocalStack) -> List[str]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Set
 
+from chalicelib.ownership import public_id
+
 MAX_PAGES = 10_000  # a bound: 1,000 records a page
 
 
@@ -21,7 +23,7 @@ MAX_PAGES = 10_000  # a bound: 1,000 records a page
 class StreamFindings:
     records: int = 0
     out_of_order: int = 0  # records whose sequence number is not above every earlier one
-    skipped_inserts: Set[str] = field(default_factory=set)  # ids of INSERTs among them
+    skipped_inserts: Set[str] = field(default_factory=set)  # request ids of INSERTs among them
 
 
 def check_stream(dynamodb: Any, streams: Any, table: str) -> StreamFindings:
@@ -50,7 +52,7 @@ def check_stream(dynamodb: Any, streams: Any, table: str) -> StreamFindings:
                 if number <= highest:
                     found.out_of_order += 1
                     if record["eventName"] == "INSERT":
-                        found.skipped_inserts.add(record["dynamodb"]["Keys"]["id"]["S"])
+                        found.skipped_inserts.add(public_id(record["dynamodb"]["Keys"]["id"]["S"]))
                 highest = max(highest, number)
             iterator = page.get("NextShardIterator")
             if not page["Records"] or not iterator:

@@ -1,8 +1,9 @@
 """The checks: what each client was told, against what the table and the runs file hold.
 
-Items are read from the database directly (never through the fault proxy), by id, with consistent
-reads. The business logic's runs come from the runs file devserver/testing/logic.py's `counting`
-appends to.
+Items are read from the database directly (never through the fault proxy), by their key (the
+owner's "<owner>/<id>", chalicelib/ownership.py), with consistent reads; the checks go by the id
+the client was answered with. The business logic's runs come from the runs file
+devserver/testing/logic.py's `counting` appends to.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
+from chalicelib.ownership import ANONYMOUS, item_key, public_id
 from chalicelib.store import from_attribute
 from reliability.load import NO_ANSWER, Attempt, Sent
 
@@ -39,12 +41,13 @@ class Item:
     redriven: bool = False  # the reconciler re-drove it through the stream
 
 
-def read_items(dynamodb: Any, table: str, keys: Iterable[str]) -> Dict[str, Item]:
-    """Consistent BatchGetItem, 100 ids a call; unprocessed keys are asked again (bounded)."""
+def read_items(dynamodb: Any, table: str, keys: Iterable[str], owner: str = ANONYMOUS) -> Dict[str, Item]:
+    """`owner`'s requests of these ids, by id: consistent BatchGetItem, 100 a call; unprocessed keys
+    are asked again (bounded)."""
     found: Dict[str, Item] = {}
     ordered = list(keys)
     for start in range(0, len(ordered), _BATCH):
-        wanted = [{"id": {"S": k}} for k in ordered[start:start + _BATCH]]
+        wanted = [{"id": {"S": item_key(owner, k)}} for k in ordered[start:start + _BATCH]]
         for _ in range(20):
             if not wanted:
                 break
@@ -54,7 +57,7 @@ def read_items(dynamodb: Any, table: str, keys: Iterable[str]) -> Dict[str, Item
                 "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#r": "result"}}})
             for raw in answer["Responses"].get(table, []):
                 item = {k: from_attribute(v) for k, v in raw.items()}
-                found[item["id"]] = Item(item.get("status", ""), (item.get("error") or {}).get("type"),
+                found[public_id(item["id"])] = Item(item.get("status", ""), (item.get("error") or {}).get("type"),
                                          item.get("result"), int(item.get("createdAt", 0)),
                                          int(item.get("updatedAt", 0)), bool(item.get("redriven")))
             wanted = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
@@ -65,7 +68,7 @@ def read_items(dynamodb: Any, table: str, keys: Iterable[str]) -> Dict[str, Item
 
 def wait_terminal(dynamodb: Any, table: str, keys: List[str], deadline: float,
                   progress: Callable[[str], None] = print, every_s: float = 0.5,
-                  stall_s: float = 60.0) -> Dict[str, Item]:
+                  stall_s: float = 60.0, owner: str = ANONYMOUS) -> Dict[str, Item]:
     """Waits until every existing item of `keys` is terminal; gives up at `deadline`
     (time.monotonic()) or when nothing has finished for `stall_s`. Then reads them all. A missing
     item is not waited for: it cannot appear later.
@@ -82,7 +85,7 @@ def wait_terminal(dynamodb: Any, table: str, keys: List[str], deadline: float,
         still: List[str] = []
         for start in range(0, len(remaining), _BATCH):
             chunk = remaining[start:start + _BATCH]
-            items = read_items(dynamodb, table, chunk)
+            items = read_items(dynamodb, table, chunk, owner)
             unfinished = [k for k in chunk if k in items and items[k].status not in TERMINAL]
             still += unfinished
             if len(unfinished) == len(chunk):
@@ -96,7 +99,7 @@ def wait_terminal(dynamodb: Any, table: str, keys: List[str], deadline: float,
             last_report = time.monotonic()
         if remaining:
             time.sleep(every_s)
-    return read_items(dynamodb, table, keys)
+    return read_items(dynamodb, table, keys, owner)
 
 
 def read_runs(path: Path) -> Counter[str]:
@@ -134,11 +137,14 @@ class Findings:
     finished_ms: List[int] = field(default_factory=list)  # updatedAt of each stored request that finished
     stream_records: int = 0  # records in the table's stream, all read back after the scenario
     stream_out_of_order: int = 0  # of those, numbered so that a resuming reader skips them
+    # Attempts on another owner's requests (or unsigned ones) that were not refused as the API
+    # promises, or that changed an item (the owners scenario); each says what was tried and got.
+    cross_owner: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
 
     def ok(self, duplicates_allowed: bool) -> bool:
         violations = [self.lost, self.stuck, self.wrong_outcome, self.stored_without_2xx, self.ran_without_2xx,
-                      self.never_ran, self.bad_answers]
+                      self.never_ran, self.bad_answers, self.cross_owner]
         return (not any(violations) and not self.unsent and not self.stream_out_of_order
                 and (duplicates_allowed or not self.extra_runs))
 

@@ -4,6 +4,7 @@ Cases that state AWS's behaviour cite the fact in docs/api-gateway.md that names
 from __future__ import annotations
 
 import http.client
+import http.server
 import itertools
 import json
 import re
@@ -293,6 +294,44 @@ def test_no_answer_in_time_is_504_integration_timeout():
 
     assert response.status_code == 504
     assert message(response).startswith("storage timed out")
+
+
+def test_concurrent_calls_keep_their_connections_for_the_next_round():
+    # As many calls at once as the reliability suite's clients: none of their connections is
+    # dropped for want of room in the pool, so the next round opens none.
+    clients = 32
+    barrier, ports = threading.Barrier(clients), set()
+
+    class AllAtOnce(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            ports.add(self.client_address[1])
+            barrier.wait(timeout=10)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AllAtOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    transport = HttpTransport(f"http://127.0.0.1:{server.server_address[1]}", REGION, timeout_seconds=15)
+    try:
+        for _ in range(2):
+            calls = [threading.Thread(target=transport, args=("GetItem", b"{}")) for _ in range(clients)]
+            for call in calls:
+                call.start()
+            for call in calls:
+                call.join()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert len(ports) == clients
 
 
 def test_a_timing_out_transport_is_504():

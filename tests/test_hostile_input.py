@@ -10,6 +10,12 @@ no partial write: the item count grows by one for a 202 and by nothing otherwise
 stored `request` is the body byte for byte. The table in CASES is the record of what each
 input gets; `note` says where AWS is known or suspected to differ.
 
+Then another owner's requests, on a stack with `--auth iam`: BOB names ALICE's request with every
+owner-ish id of reliability/cross_owner.py's OWNER_ISH (her owner in front, "/" raw or encoded,
+"..") on both routes, and must get the refusal listed there, exactly as for an id nobody used,
+and change nothing; a listing from a cursor naming her item lists only his own. (The reliability
+suite's owners scenario makes the same attempts at scale, with the operator's view.)
+
 Then a Hypothesis run: any JSON object, serialised any way, round-trips byte-exact
 (tests/hypothesis_profiles.py: 100 examples under `make test`, 2,000 with STOREFIRST_PROFILE=ci);
 and schemathesis against infra/openapi.py's description of the API: no 5xx, no status the
@@ -32,7 +38,11 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from chalicelib.ownership import ANONYMOUS, item_key
+from chalicelib.requests_api import encode_cursor
 from devserver.launcher import LocalStack, StackOptions
+from devserver.testing.api import Api
+from reliability.cross_owner import OWNER_ISH, ROUTES, STATUS, foreign, list_pages, try_owner_ish
 from tests.conftest import ROOT
 from tests.hypothesis_profiles import profile_name, stack_profile
 
@@ -106,8 +116,8 @@ def count_items(stack: Stack) -> int:
     return sum(page["Count"] for page in pages)
 
 
-def stored_item(stack: Stack, request_id: str) -> Dict[str, Any]:
-    item = stack.dynamodb.get_item(TableName=stack.table, Key={"id": {"S": request_id}},
+def stored_item(stack: Stack, request_id: str, owner: str = ANONYMOUS) -> Dict[str, Any]:
+    item = stack.dynamodb.get_item(TableName=stack.table, Key={"id": {"S": item_key(owner, request_id)}},
                                    ConsistentRead=True).get("Item")
     assert item is not None, f"{request_id} was not stored"
     return item
@@ -383,6 +393,53 @@ def test_a_forced_request_id_cannot_overwrite_another_request(stack):
     assert forced.status == 409 and forced.json()["id"] == victim
     assert stored_item(stack, victim)["request"]["S"] == '{"order": "victim"}'
     assert count_items(stack) == before
+
+
+# --- another owner's requests (a stack with --auth iam) ------------------------------------------
+
+ALICE, BOB = "iam-ALICE", "iam-BOB"
+UNKNOWN_DISH = {"table": 1, "items": [{"dish": "durian", "qty": 1}]}
+
+
+@pytest.fixture(scope="module")
+def owners_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    options = StackOptions(state_dir=tmp_path_factory.mktemp("owners"), auth="iam", operators=frozenset({"OPS"}))
+    with LocalStack(options) as local:
+        yield Stack(local.api_url, options.host, local.port, local.table_name, local.client("dynamodb"))
+
+
+@pytest.fixture(scope="module")
+def alices(owners_stack: Stack) -> str:
+    """ALICE's request, FAILED: the state in which a retry would change it."""
+    alice = Api(owners_stack.api_url, "ALICE")
+    request_id = alice.accepted(UNKNOWN_DISH, {"Idempotency-Key": "alices-order"})
+    assert alice.finished(request_id, timeout=30)["status"] == "FAILED"
+    return request_id
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("shape", [pytest.param(shape, id=shape.name) for shape in OWNER_ISH])
+def test_an_owner_ish_id_never_reaches_another_owners_request(owners_stack, alices, shape, route):
+    before, count = stored_item(owners_stack, alices, ALICE), count_items(owners_stack)
+
+    status, problem = try_owner_ish(Api(owners_stack.api_url, "BOB"), shape, route, ALICE, alices)
+
+    assert problem is None  # refused as the table says, exactly as the same shape naming an unused id
+    assert status == STATUS[shape.expected(route)]
+    assert stored_item(owners_stack, alices, ALICE) == before and count_items(owners_stack) == count
+
+
+def test_a_cursor_naming_another_owners_item_lists_only_the_callers_own(owners_stack, alices):
+    bob = Api(owners_stack.api_url, "BOB")
+    bobs = bob.accepted(UNKNOWN_DISH)
+    bob.finished(bobs, timeout=30)
+    item = stored_item(owners_stack, alices, ALICE)
+    cursor = encode_cursor({"id": item["id"], "listStatus": {"S": "FAILED"}, "createdAt": item["createdAt"]})
+
+    items, statuses, problems = list_pages(bob, "FAILED", limit=1, cursor=cursor)
+
+    assert (problems, set(statuses)) == ([], {200})
+    assert foreign(items, {bobs}) == []
 
 
 # --- any JSON object round-trips byte-exact ----------------------------------------------------

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from reliability.report import Result, describe
-from reliability.scenarios import crashes, load, outage, poison, throttle
+from reliability.scenarios import crashes, load, outage, owners, poison, throttle
 
 pytestmark = pytest.mark.stack
 
@@ -80,3 +80,13 @@ def test_a_poison_request_fails_after_its_retries_and_the_rest_finish(tmp_path):
     f = result.findings
     assert f.poison_runs == [11] and len(f.latencies_ms) == 99
     assert result.timeline and [m.label for m in result.timeline.moments] == ["poison request accepted"]
+
+
+def test_no_producer_reaches_another_owners_requests_and_the_operator_sees_all(tmp_path):
+    result = passed(owners.run("moto", 100, SEED, tmp_path))
+
+    f = result.findings
+    assert (f.accepted, f.extra_runs, f.cross_owner) == (100, 0, [])
+    assert injected(result.faults, r"^(\d+) cross-owner") > 200
+    assert result.facts["items"].endswith(" 0 changed by wave 2's attempts")
+    assert re.search(r"listed (\d+) of \1 FAILED", result.facts["operator"]), result.facts["operator"]

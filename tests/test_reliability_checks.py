@@ -1,6 +1,7 @@
 """The reliability suite's checks (reliability/) on made-up answers: the plan, what counts as lost,
-stuck, duplicated or wrongly answered, and how the crash and outage scenarios explain what they
-injected. No stack is started (test_reliability.py runs the scenarios)."""
+stuck, duplicated or wrongly answered, how the crash and outage scenarios explain what they
+injected, and which answers to a cross-owner attempt count as refused. No stack is started
+(test_reliability.py runs the scenarios)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import List
 
+from reliability import cross_owner
 from reliability.crash import Crash
 from reliability.load import NO_ANSWER, Attempt, Planned, Sent, plan
 from reliability.scenarios import crashes, outage
@@ -92,3 +94,59 @@ def test_a_failed_connection_is_allowed_only_while_the_app_host_was_down():
 
     assert crashes.refused_while_up([in_window, later], [down, an_instance]) == [
         "b: no answer while the app host was up (ConnectionRefusedError)"]
+
+
+# --- the owners scenario's judgement of cross-owner attempts ----------------------------------------
+
+NO_ROUTE_ANSWER = {"message": cross_owner.NO_ROUTE_MESSAGE + " Authorization=AWS4-HMAC-SHA256 Credential=BOB/..."}
+
+
+def test_only_the_promised_refusals_pass_for_another_owners_id():
+    assert cross_owner.refusal_problem(cross_owner.NOT_FOUND, (404, {"message": "no request with id k1"}), "k1") is None
+    assert cross_owner.refusal_problem(cross_owner.BAD_ID, (400, {"message": cross_owner.BAD_ID_MESSAGE})) is None
+    assert cross_owner.refusal_problem(cross_owner.NO_ROUTE, (403, NO_ROUTE_ANSWER)) is None
+
+    told = [
+        (cross_owner.NOT_FOUND, (200, {"id": "k1", "status": "FAILED"})),  # the other's request
+        (cross_owner.NOT_FOUND, (202, {"id": "k1", "status": "PENDING"})),  # retried it
+        (cross_owner.NOT_FOUND, (409, {"id": "k1", "message": "only a FAILED request can be retried: ..."})),
+        (cross_owner.NOT_FOUND, (404, {"message": "no request with id k1", "owner": "iam-ALICE"})),
+        (cross_owner.NOT_FOUND, (404, {"message": "no request with id k2"})),  # not the unknown-id message
+        (cross_owner.NO_ROUTE, (403, {"message": "User: ... is not authorized to perform: execute-api:Invoke"})),
+        (cross_owner.BAD_ID, (404, {"message": "no request with id k1"})),
+    ]
+    for answer, got in told:
+        assert cross_owner.refusal_problem(answer, got, "k1"), (answer, got)
+
+
+def test_an_answer_that_differs_from_an_unused_ids_is_an_oracle():
+    signed = {"message": cross_owner.NO_ROUTE_MESSAGE + " Authorization=...Signature=ab"}
+    resigned = {"message": cross_owner.NO_ROUTE_MESSAGE + " Authorization=...Signature=cd"}
+
+    assert cross_owner.same_answer((403, signed), (403, resigned), "k1", "k1-unused")
+    assert cross_owner.same_answer((404, {"message": "no request with id k1"}),
+                                   (404, {"message": "no request with id k1-unused"}), "k1", "k1-unused")
+    assert not cross_owner.same_answer((404, {"message": "no request with id k1"}), (400, {"message": "x"}),
+                                       "k1", "k1-unused")
+
+
+def test_every_owner_ish_shape_names_the_other_owner_or_id():
+    for shape in cross_owner.OWNER_ISH:
+        segment = shape.segment("iam-ALICE", "k1")
+        assert "iam-ALICE" in segment or "k1" in segment, shape.name
+        assert {shape.expected(route) for route in cross_owner.ROUTES} <= set(cross_owner.STATUS), shape.name
+    assert len({shape.name for shape in cross_owner.OWNER_ISH}) == len(cross_owner.OWNER_ISH)
+
+
+def test_a_tally_counts_answers_and_fails_the_findings_on_a_violation():
+    tally = cross_owner.Tally()
+    tally.add("cross-owner GET", 404)
+    tally.add("cross-owner GET", 200, "k1: 200 {...} (expected 404)")
+    tally.add("listing page", None, "listing FAILED holds another's ids: k2")
+
+    assert (tally.total(), tally.total("listing page")) == (2, 0)
+    assert tally.describe("cross-owner GET") == "2 (200: 1, 404: 1)"
+    assert cross_owner.foreign([{"id": "k1"}, {"id": "k2"}], {"k1"}) == ["k2"]
+    found = check([sent("ok", 202)], {"ok": item()}, Counter({"ok": 1}), allowed=set())
+    found.cross_owner += tally.violations
+    assert not found.ok(duplicates_allowed=True)

@@ -53,19 +53,24 @@ class Api:
         self.secret_key = secret_key
         self.region = region
 
+    def headers(self, method: str, path: str, body: Optional[bytes] = None,
+                headers: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+        """The headers to send `method path` with: Content-Type and `headers`, signed when this
+        caller signs (the path as it goes on the wire: SigV4 signs its encoded form)."""
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if self.access_key is None:
+            return all_headers
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        signed = AWSRequest(method=method, url=f"{self.url}{path}", data=body or b"", headers=all_headers)
+        SigV4Auth(Credentials(self.access_key, self.secret_key), "execute-api", self.region).add_auth(signed)
+        return dict(signed.headers.items())
+
     def call(self, method: str, path: str, body: Optional[bytes] = None,
              headers: Optional[Mapping[str, str]] = None) -> Answer:
-        url = f"{self.url}{path}"
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
-        if self.access_key is not None:
-            from botocore.auth import SigV4Auth
-            from botocore.awsrequest import AWSRequest
-            from botocore.credentials import Credentials
-
-            signed = AWSRequest(method=method, url=url, data=body or b"", headers=all_headers)
-            SigV4Auth(Credentials(self.access_key, self.secret_key), "execute-api", self.region).add_auth(signed)
-            all_headers = dict(signed.headers.items())
-        return http(method, url, body, all_headers)
+        return http(method, f"{self.url}{path}", body, self.headers(method, path, body, headers))
 
     def put(self, body: Any, headers: Optional[Mapping[str, str]] = None) -> Answer:
         data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
