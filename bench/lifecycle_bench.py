@@ -50,7 +50,7 @@ def run(count: int = 100) -> Dict[str, Any]:
     from devserver.apigw_transport import BotocoreTransport
     from devserver.db import TEMPLATE, TtlSweeper, ensure_table
     from devserver.db_schema import ttl_attribute
-    from devserver.stream import build_runner
+    from devserver.stream import StreamRunner, build_runner
     from devserver.testing.streams import RecordingHandler
 
     fake_aws_env()
@@ -73,8 +73,8 @@ def run(count: int = 100) -> Dict[str, Any]:
                                 dynamodb_endpoint=None, sqs_endpoint=None, queue_name=None,
                                 checkpoint_path=Path(state) / f"{name}.json", handler=handler)
         filtered = runner("filtered", app_module.app.handler_map["process"])
-        seed = runner("unfiltered", RecordingHandler())
-        seed.settings = dataclasses.replace(seed.settings, filters=())
+        built = runner("unfiltered", RecordingHandler()).config
+        seed = StreamRunner(dataclasses.replace(built, settings=dataclasses.replace(built.settings, filters=())))
         try:
             accepted = 0
             for _ in range(count):

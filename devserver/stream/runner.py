@@ -9,26 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from typing import Any, Callable, Dict, Optional, Set, Union
+from typing import Any, Dict, Optional
 
 from . import destinations as dest
 from .batching import Batch, ShardState
-from .checkpoint import SHARD_END, CheckpointStore, MemoryCheckpointStore
-from .invoke import BAD_RESPONSE, FUNCTION_ERROR, PARTIAL, SUCCESS, Handler, invoke
-from .reader import StreamReading
-from .settings import EsmSettings
+from .invoke import BAD_RESPONSE, FUNCTION_ERROR, PARTIAL, SUCCESS, invoke
+from .reader import ShardReader
+from .runner_config import Counters, RunnerConfig
 
 log = logging.getLogger(__name__)
 
 STREAM_RETENTION_S = 24 * 3600  # records older than this are trimmed from the stream (esm §5)
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # synchronous invoke payload limit (esm §2)
-COUNTERS = ("records_read", "records_filtered_out", "records_skipped_noop", "records_delivered",
-            "invocations", "function_errors", "bad_responses", "partial_failures", "retries", "bisects",
-            "batches_sent_to_failure", "records_sent_to_failure", "records_age_exceeded", "read_errors")
 
 
-class StreamRunner(StreamReading):
+class StreamRunner:
     """Lambda's ESM for one DynamoDB stream and one handler, run locally.
 
     Choices where AWS documents no exact behaviour (esm §3, §9):
@@ -40,53 +34,27 @@ class StreamRunner(StreamReading):
     - with MaximumRecordAgeInSeconds -1, the 24 h stream retention is the age limit.
     """
 
-    def __init__(
-        self, *, settings: EsmSettings, streams: Any, handler: Handler,
-        stream_arn: Union[str, Callable[[], str]], region: Optional[str] = None,
-        checkpoints: Optional[CheckpointStore] = None, destination: Optional[dest.FailureDestination] = None,
-        function_name: Optional[str] = None, function_arn: Optional[str] = None, clock: Callable[[], float] = time.time,
-        sleep: Optional[Callable[[float], Any]] = None, backoff_base_s: float = 0.05,
-        backoff_cap_s: float = 2.0, idle_poll_s: float = 0.25, rediscover_s: float = 10.0,
-        get_records_limit: int = 1000, drop_noop_modify: bool = True, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-        normalize: Callable[[Dict[str, Any]], Dict[str, Any]] = lambda record: record,
-    ) -> None:
-        self.settings = settings
-        self._streams = streams
-        self._handler = handler
-        self._resolve_arn = stream_arn if callable(stream_arn) else (lambda: stream_arn)
-        self._region = region
-        self._checkpoints: CheckpointStore = checkpoints if checkpoints is not None else MemoryCheckpointStore()
-        self._destination = destination
-        self._function_name = function_name or settings.function_name  # the deployed Lambda's name
-        self._function_arn = function_arn
-        self._clock = clock
+    def __init__(self, config: RunnerConfig) -> None:
+        self.config = config
+        self.settings = config.settings
+        self._handler = config.handler
+        self._destination = config.destination
+        self._function_name = config.function_name or config.settings.function_name  # the deployed Lambda's name
+        self._function_arn = config.function_arn
+        self._clock = config.clock
         self._stop = threading.Event()
-        self._sleep = sleep or self._stop.wait  # the default wakes up at once on stop()
-        self._backoff_base, self._backoff_cap = backoff_base_s, backoff_cap_s
-        self._idle_poll = min(idle_poll_s, 0.25)  # Lambda polls each shard ~4x/s (esm §5); stop() stays prompt
-        self._rediscover_s = rediscover_s
-        self._limit = max(1, min(1000, get_records_limit))  # GetRecords returns at most 1000 (esm §5)
-        self._drop_noop = drop_noop_modify
-        # Repairs a backend's record before filtering (the local TTL deletes, see build.py).
-        self._normalize = normalize
-        self._max_payload = max_payload_bytes
+        self._sleep = config.sleep or self._stop.wait  # the default wakes up at once on stop()
         self._lock = threading.Lock()
-        self._counters: Dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._counters = Counters()
         self._shard_status: Dict[str, Dict[str, Any]] = {}
-        self._shards: Dict[str, ShardState] = {}
-        self._listed: Set[str] = set()
-        self._arn: Optional[str] = None
-        self._ready = False
-        self._init_failures = 0
-        self._not_before = 0.0
-        self._next_discovery = 0.0
+        self._reader = ShardReader(config, self._counters, self._stop, on_stream_gone=self._forget_shards)
         self._thread: Optional[threading.Thread] = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     @property
     def stream_arn(self) -> Optional[str]:
-        return self._arn
+        return self._reader.arn
 
     def run(self) -> None:
         """Poll until stop(). Commits are saved as they happen, so leaving needs no flush."""
@@ -100,7 +68,7 @@ class StreamRunner(StreamReading):
                 log.exception("stream runner poll failed")
                 progressed = False
             if not progressed and not self._stop.is_set():
-                self._sleep(self._idle_poll)
+                self._sleep(self.config.idle_wait_s)
         log.info("stream runner stopped; checkpoints: %s",
                  {s: v["checkpoint"] for s, v in self.status()["shards"].items()})
 
@@ -131,25 +99,21 @@ class StreamRunner(StreamReading):
                 behind = created is not None and not (caught_up and info["uncommitted"] == 0)
                 info["iterator_age_ms"] = int(max(0.0, now - created) * 1000) if behind else 0
                 shards[sid] = info
-            return {"stream_arn": self._arn, "function": self.settings.function_name,
+            return {"stream_arn": self._reader.arn, "function": self.settings.function_name,
                     "running": self._thread is not None and self._thread.is_alive(),
-                    "ready": self._ready, "counters": dict(self._counters), "shards": shards}
+                    "ready": self._reader.ready, "counters": self._counters.snapshot(), "shards": shards}
 
     # --- one pass over the shards -------------------------------------------------------------
 
     def poll_once(self) -> bool:
         """One step for every runnable shard; True if anything happened (read records, invoked...)."""
-        if not self.settings.enabled or self._clock() < self._not_before:
-            return False
-        if not self._ready and not self._initialise():
-            return False
-        if self._clock() >= self._next_discovery and not self._discover_safely():
+        if not self.settings.enabled or not self._reader.ensure_ready():
             return False
         progressed = False
-        for shard in list(self._shards.values()):
-            if self._stop.is_set() or not self._ready:
+        for shard in list(self._reader.shards.values()):
+            if self._stop.is_set() or not self._reader.ready:
                 break
-            if not shard.done and self._parent_done(shard):
+            if not shard.done and self._reader.parent_done(shard):
                 progressed = self._step(shard) or progressed
             self._publish(shard)
         return progressed
@@ -157,8 +121,8 @@ class StreamRunner(StreamReading):
     def _step(self, shard: ShardState) -> bool:
         now = self._clock()
         s = self.settings
-        if not shard.batches and shard.batch_due(now, s.batch_size, s.batching_window_s, self._max_payload):
-            shard.take_batch(s.batch_size, self._max_payload)
+        if not shard.batches and shard.batch_due(now, s.batch_size, s.batching_window_s, self.config.max_payload_bytes):
+            shard.take_batch(s.batch_size, self.config.max_payload_bytes)
         if shard.batches:
             batch = shard.batches[0]
             if batch.not_before > now:
@@ -166,14 +130,11 @@ class StreamRunner(StreamReading):
             self._work(shard, batch)
             return True
         if shard.end_of_shard and not shard.uncommitted:
-            self._save(shard, SHARD_END)
-            shard.done = True
-            self._next_discovery = 0.0  # look for the children now
-            log.info("shard %s finished; its children may start", shard.shard_id)
+            self._reader.finish(shard)
             return True
         if shard.end_of_shard or shard.not_before > now:
             return False
-        return self._read(shard)
+        return self._reader.read(shard)
 
     # --- invoking and retrying (esm §3) -------------------------------------------------------
 
@@ -207,7 +168,7 @@ class StreamRunner(StreamReading):
             for e in batch.entries:
                 e.done = True
             shard.batches.popleft()
-            self._commit(shard)
+            self._reader.commit(shard)
         elif outcome.kind == PARTIAL:
             # Everything before the lowest reported record is committed; retry from it, including
             # records after it that had succeeded; this counts as an attempt (esm §3, AWS-observed).
@@ -217,7 +178,7 @@ class StreamRunner(StreamReading):
                 e.done = True
             batch.entries = batch.entries[cut:]
             batch.function_error = None
-            self._commit(shard)
+            self._reader.commit(shard)
             self._failed(shard, batch, outcome.detail or "partial failure from %s" % outcome.failed_from)
         elif outcome.kind == FUNCTION_ERROR:
             self._count("function_errors")
@@ -245,7 +206,7 @@ class StreamRunner(StreamReading):
         if limit != -1 and batch.attempts > limit:
             self._give_up(shard, batch, dest.RETRY_ATTEMPTS_EXHAUSTED)
             return
-        delay = self._backoff(batch.attempts)
+        delay = self.config.backoff(batch.attempts)
         batch.not_before = self._clock() + delay
         self._count("retries")
         log.info("shard %s: retry %d of %s for %d records from %s in %.2fs (%s)", shard.shard_id, batch.attempts,
@@ -261,13 +222,13 @@ class StreamRunner(StreamReading):
                         condition, records[0]["dynamodb"]["SequenceNumber"], records[-1]["dynamodb"]["SequenceNumber"])
         else:
             message = dest.failure_record(
-                records=records, shard_id=shard.shard_id, stream_arn=self._arn or "", function_arn=self._fn_arn(),
-                condition=condition, invoke_count=batch.invocations, function_error=batch.function_error,
-                now=self._clock())
+                records=records, shard_id=shard.shard_id, stream_arn=self._reader.arn or "",
+                function_arn=self._fn_arn(), condition=condition, invoke_count=batch.invocations,
+                function_error=batch.function_error, now=self._clock())
             try:
                 self._destination.send(message, records)  # S3 keeps the records themselves (docs: ESM-7)
             except Exception as exc:
-                batch.not_before = self._clock() + self._backoff_cap
+                batch.not_before = self._clock() + self.config.backoff_cap_s
                 log.error("shard %s: could not send the failure record (%s); retrying", shard.shard_id, exc)
                 return
             self._count("batches_sent_to_failure")
@@ -278,16 +239,7 @@ class StreamRunner(StreamReading):
         for e in batch.entries:
             e.done = True
         shard.batches.popleft()
-        self._commit(shard)
-
-    def _commit(self, shard: ShardState) -> None:
-        last = shard.committable()
-        if last is not None:
-            self._save(shard, last)
-
-    def _save(self, shard: ShardState, value: str) -> None:
-        shard.checkpoint = value
-        self._checkpoints.put(self._arn or "", shard.shard_id, value)
+        self._reader.commit(shard)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -295,20 +247,20 @@ class StreamRunner(StreamReading):
         age = self.settings.max_record_age_s
         return STREAM_RETENTION_S if age == -1 else min(age, STREAM_RETENTION_S)
 
-    def _backoff(self, attempt: int) -> float:
-        return min(self._backoff_cap, self._backoff_base * (2 ** max(0, attempt - 1)))
-
     def _fn_arn(self) -> str:
         if self._function_arn is None:
-            self._function_arn = dest.function_arn(self._arn or "", self._function_name)
+            self._function_arn = dest.function_arn(self._reader.arn or "", self._function_name)
         return self._function_arn
 
     def _count(self, name: str, n: int = 1) -> None:
+        self._counters.add(name, n)
+
+    def _forget_shards(self) -> None:
         with self._lock:
-            self._counters[name] += n
+            self._shard_status.clear()
 
     def _publish(self, shard: ShardState) -> None:
-        state = ("done" if shard.done else "waiting_for_parent" if not self._parent_done(shard)
+        state = ("done" if shard.done else "waiting_for_parent" if not self._reader.parent_done(shard)
                  else "retrying" if shard.batches and shard.batches[0].attempts else "polling")
         with self._lock:
             self._shard_status[shard.shard_id] = {
