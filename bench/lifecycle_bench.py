@@ -46,6 +46,7 @@ def run(count: int = 100) -> Dict[str, Any]:
     from chalicelib.config import Settings
     from chalicelib.orders import take_order
     from chalicelib.store import RequestStore
+    from devserver import moto_partiql
     from devserver.apigw import make_app
     from devserver.apigw_transport import BotocoreTransport
     from devserver.db import TEMPLATE, TtlSweeper, ensure_table
@@ -54,6 +55,7 @@ def run(count: int = 100) -> Dict[str, Any]:
     from devserver.testing.streams import RecordingHandler
 
     fake_aws_env()
+    moto_partiql.install()  # the write-backs' PartiQL UPDATE, as DynamoDB runs it
     template = yaml.safe_load(TEMPLATE.read_text())
     with mock_aws(), tempfile.TemporaryDirectory() as state, quiet_stdout():
         admin = boto3.client("dynamodb", region_name=REGION)
