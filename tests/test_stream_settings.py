@@ -92,6 +92,8 @@ def test_cfn_names_follow_chalice() -> None:
     ({"MaximumRecordAgeInSeconds": 0}, "MaximumRecordAgeInSeconds"),
     ({"MaximumRecordAgeInSeconds": 604_801}, "MaximumRecordAgeInSeconds"),
     ({"MaximumRetryAttempts": 10_001}, "MaximumRetryAttempts"),
+    ({"ParallelizationFactor": 0}, "ParallelizationFactor"),
+    ({"ParallelizationFactor": 11}, "ParallelizationFactor"),
     ({"MaximumRetryAttempts": -2}, "MaximumRetryAttempts"),
     ({"MaximumRetryAttempts": True}, "MaximumRetryAttempts"),
     ({"BatchSize": 0}, "BatchSize"),
@@ -130,6 +132,9 @@ def test_values_aws_would_reject(props: Dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize("props, field, expected", [
     ({"MaximumRecordAgeInSeconds": -1}, "max_record_age_s", -1),
     ({"MaximumRecordAgeInSeconds": 60}, "max_record_age_s", 60),
+    ({"ParallelizationFactor": None}, "parallelization_factor", 1),
+    ({"ParallelizationFactor": 10}, "parallelization_factor", 10),
+    ({"ParallelizationFactor": "4"}, "parallelization_factor", 4),
     ({"MaximumRetryAttempts": -1}, "max_retry_attempts", -1),
     ({"MaximumRetryAttempts": "3"}, "max_retry_attempts", 3),  # CloudFormation coerces numeric strings
     ({"FunctionResponseTypes": None}, "report_batch_item_failures", False),

@@ -111,8 +111,8 @@ class ShardReader:
             elif not matches_any(self.settings.filters, record):  # filtered on the full record (esm §9)
                 deliver = None  # filtered out: consumed, never retried (esm §4)
                 self._counters.add("records_filtered_out")
-            shard.uncommitted.append(Entry(seq, int(seq), deliver, creation_seconds(raw), now,
-                                           size=record_size(deliver) if deliver else 0))
+            shard.add(Entry(seq, int(seq), deliver, creation_seconds(raw), now,
+                            size=record_size(deliver) if deliver else 0))
             shard.position = seq
             shard.last_read_created = creation_seconds(raw)
         shard.caught_up = not raws
@@ -245,7 +245,7 @@ class ShardReader:
                 continue
             stored = self._checkpoints.get(self.arn or "", s["ShardId"])
             shard = ShardState(s["ShardId"], s.get("ParentShardId"), closed=closed, checkpoint=stored,
-                               done=stored == SHARD_END)
+                               done=stored == SHARD_END, lane_count=self.settings.parallelization_factor)
             self.shards[shard.shard_id] = shard
             log.debug("discovered shard %s (parent %s, checkpoint %s)", shard.shard_id, shard.parent_id, stored)
         for shard in self.shards.values():

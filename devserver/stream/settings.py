@@ -53,6 +53,7 @@ class EsmSettings:
     bisect_on_error: bool = False
     max_retry_attempts: int = -1  # -1: until the record expires
     max_record_age_s: int = -1  # -1: no limit besides the stream's 24 h retention
+    parallelization_factor: int = 1  # concurrent batches per shard (docs: ESM-3, ESM-17)
     on_failure: Optional[OnFailure] = None
     filters: Tuple[FilterPattern, ...] = ()
     enabled: bool = True
@@ -128,16 +129,13 @@ def parse_settings(
     max_age = _int(props.get("MaximumRecordAgeInSeconds", -1), "MaximumRecordAgeInSeconds", -1, 604_800)
     if 0 <= max_age < 60:
         raise SettingsError("MaximumRecordAgeInSeconds must be -1 or 60..604800, got %d" % max_age)
+    parallelization = _int(props.get("ParallelizationFactor", 1), "ParallelizationFactor", 1, 10)
     bisect = _bool(props.get("BisectBatchOnFunctionError", False), "BisectBatchOnFunctionError")
     enabled = _bool(props.get("Enabled", True), "Enabled")
     types = props.get("FunctionResponseTypes", [])
     if not isinstance(types, list) or any(t != REPORT_BATCH_ITEM_FAILURES for t in types):
         raise SettingsError("FunctionResponseTypes may only contain %r, got %r"
                             % (REPORT_BATCH_ITEM_FAILURES, types))
-    factor = _int(props.get("ParallelizationFactor", 1), "ParallelizationFactor", 1, 10)
-    if factor > 1:
-        # Per-key order is what AWS promises with a factor > 1 (docs: ESM-9); one lane keeps a stricter order.
-        log.warning("ParallelizationFactor %d: the local runner processes each shard in one lane", factor)
     tumbling = _int(props.get("TumblingWindowInSeconds", 0), "TumblingWindowInSeconds", 0, 900)
     if tumbling:
         raise SettingsError("TumblingWindowInSeconds is not supported by the local stream runner")
@@ -149,6 +147,7 @@ def parse_settings(
         bisect_on_error=bisect,
         max_retry_attempts=retries,
         max_record_age_s=max_age,
+        parallelization_factor=parallelization,
         on_failure=parse_on_failure(props.get("DestinationConfig"), template.get("Resources") or {}),
         filters=parse_filter_criteria(props.get("FilterCriteria")),
         enabled=enabled,
