@@ -19,12 +19,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from devserver.stream import EsmSettings, FilterPattern, MemoryCheckpointStore, RunnerConfig, StreamRunner
 from devserver.stream.destinations import MemoryDestination
 from devserver.testing.executors import ManualExecutor
 from devserver.testing.streams import FakeClock, FakeStreams, item
+from tests.hypothesis_profiles import law_profile
 
 PENDING = FilterPattern.parse('{"dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}')
 MAX_STEPS = 4000
@@ -129,7 +130,7 @@ class LoggedDestination(MemoryDestination):
 writes = st.lists(st.tuples(st.integers(0, 5), st.booleans()), min_size=8, max_size=40)  # (item, deliverable)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(law_profile())
 @given(writes=writes, factor=st.integers(1, 4), batch_size=st.integers(1, 5), bisect=st.booleans(),
        retries=st.integers(0, 2), page=st.integers(1, 7), rng=st.randoms(use_true_random=False))
 def test_parallel_batches_keep_every_law_whatever_fails_and_whatever_finishes_first(
