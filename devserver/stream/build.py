@@ -25,7 +25,7 @@ from .destinations import (
 from .invoke import Handler
 from .runner import StreamRunner
 from .runner_config import RunnerConfig
-from .settings import OnFailure, settings_from_template
+from .settings import OnFailure, for_stage, settings_from_template
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def build_runner(
     None means no destination: a configured OnFailure is then reported and its records only logged.
     `runner_options` are RunnerConfig's other fields (executor, sleep, backoff...).
     """
-    template = yaml.safe_load(Path(template_path).read_text(encoding="utf-8"))
+    template = for_stage(yaml.safe_load(Path(template_path).read_text(encoding="utf-8")), stage)
     settings = settings_from_template(template, app, function_name)
     ttl = ttl_attribute(template)
     if ttl is not None:

@@ -8,9 +8,10 @@ differently on the laptop.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .filters import FilterPattern, PatternError
 
@@ -24,6 +25,8 @@ DEFAULT_FILTER_QUOTA = 5
 # The destinations a DynamoDB stream mapping takes (docs: ESM-7), by ARN service and resource type.
 DESTINATION_KINDS = {"sqs": "SQS", "sns": "SNS", "s3": "S3"}
 RESOURCE_KINDS = {"AWS::SQS::Queue": "SQS", "AWS::SNS::Topic": "SNS", "AWS::S3::Bucket": "S3"}
+# infra/template.yaml's `Mappings` entry of stream mapping properties per Chalice stage.
+BY_STAGE = "StreamMappingByStage"
 
 
 class SettingsError(ValueError):
@@ -153,6 +156,28 @@ def parse_settings(
         enabled=enabled,
         function_name=decorator.name,
     )
+
+
+def for_stage(template: Mapping[str, Any], stage: str) -> Dict[str, Any]:
+    """The template as `stage` deploys and runs it: the stage's entry of Mappings.StreamMappingByStage
+    set on every stream event source, and that per-stage entry dropped (a new dict). The merge
+    template of `make package`, the chalice deploy hook and the local stack all read it so."""
+    result: Dict[str, Any] = copy.deepcopy(dict(template))
+    mappings = result.get("Mappings") or {}
+    by_stage = mappings.pop(BY_STAGE, None)
+    if not mappings:
+        result.pop("Mappings", None)
+    if by_stage is None:
+        return result
+    if stage not in by_stage:
+        raise SettingsError("stage %r has no entry in Mappings.%s of infra/template.yaml (it lists %s): add one"
+                            % (stage, BY_STAGE, ", ".join(sorted(by_stage))))
+    for resource in (result.get("Resources") or {}).values():
+        for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
+            properties = event.get("Properties") or {}
+            if "Stream" in properties:
+                properties.update(copy.deepcopy(by_stage[stage]))
+    return result
 
 
 def settings_from_template(
