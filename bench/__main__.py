@@ -13,14 +13,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-from bench import report
+from bench import report, scale_report
 from bench.common import ROOT, Row, machine
 
 RESULTS = ROOT / "bench" / "results"
-SECTIONS = ("processor", "lifecycle", "intake", "moto_costs", "e2e", "coldstart")
+SECTIONS = ("processor", "profile", "lanes", "lifecycle", "intake", "moto_costs", "e2e", "coldstart")
+MODULES = {"profile": "bench.processor_profile", "lanes": "bench.parallel_bench", "moto_costs": "bench.moto_costs"}
 
 FULL: Dict[str, Dict[str, Any]] = {
-    "processor": {"size": 100, "scale": (10, 100, 1000), "replays": 3},
+    "processor": {"size": 100, "scale": (10, 100, 1000), "replays": 5},
+    "profile": {"size": 100, "repeat": 7},
+    "lanes": {"records": 1000, "rounds": 3, "factors": (1, 2, 4, 10)},
     "lifecycle": {"count": 100},
     "intake": {"seconds": 4.0, "connections": 8, "threads": 2, "rounds": 2},
     "moto_costs": {"count": 100},
@@ -29,6 +32,8 @@ FULL: Dict[str, Dict[str, Any]] = {
 }
 QUICK: Dict[str, Dict[str, Any]] = {
     "processor": {"size": 10, "scale": (5,), "replays": 1, "curve": ()},
+    "profile": {"size": 20, "repeat": 1},
+    "lanes": {"records": 40, "rounds": 1, "factors": (1, 2), "repeats": 1},
     "lifecycle": {"count": 5},
     "intake": {"seconds": 1.0, "connections": 2, "threads": 1, "rounds": 1, "warmup": False},
     "moto_costs": {"count": 10},
@@ -38,7 +43,7 @@ QUICK: Dict[str, Dict[str, Any]] = {
 
 
 def runner(name: str) -> Callable[..., Dict[str, Any]]:
-    module = __import__(f"bench.{name}_bench" if name != "moto_costs" else "bench.moto_costs", fromlist=["run"])
+    module = __import__(MODULES.get(name, f"bench.{name}_bench"), fromlist=["run"])
     return module.run
 
 
@@ -63,6 +68,10 @@ def main(argv: List[str]) -> int:
     rows: List[Row] = []
     if "processor" in raw:
         rows += report.processor_rows(raw["processor"])
+    if "profile" in raw:
+        rows += scale_report.profile_rows(raw["profile"])
+    if "lanes" in raw:
+        rows += scale_report.lane_rows(raw["lanes"])
     if "lifecycle" in raw:
         rows += report.lifecycle_rows(raw["lifecycle"], raw.get("processor"))
     if "intake" in raw:

@@ -7,7 +7,8 @@ processor's own pool), so the counts are exact and repeatable:
   FilterCriteria, against a second runner on the same stream without filters (the seed's
   design, whose handler saw every INSERT, MODIFY and REMOVE);
 - DynamoDB requests per accepted request: a botocore `before-call` counter on the gateway
-  transport's client and on the processor's client, by operation.
+  transport's client and on the processor's client, by operation, with the items each call
+  carries (the writes and reads DynamoDB bills).
 """
 from __future__ import annotations
 
@@ -96,8 +97,10 @@ def run(count: int = 100) -> Dict[str, Any]:
             pool.shutdown(wait=True)
     with_filter, without = filtered.status()["counters"], seed.status()["counters"]
     calls = {**put_calls.snapshot(), **processor_calls.snapshot()}
-    writes = sum(n for op, n in calls.items() if op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem",
-                                                        "TransactWriteItems"))
+    items = {**put_calls.item_snapshot(), **processor_calls.item_snapshot()}
+    # Each statement of a BatchExecuteStatement is a write of its own (docs: DDB-202, PRICE-2).
+    writes = sum(n for op, n in items.items() if op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem",
+                                                        "TransactWriteItems", "BatchExecuteStatement"))
     return {
         "requests": count, "accepted": accepted, "items_left_after_ttl": left,
         "filtered": with_filter, "unfiltered": without,
@@ -107,5 +110,7 @@ def run(count: int = 100) -> Dict[str, Any]:
         "dynamodb_calls": calls,
         "dynamodb_calls_per_request": sum(calls.values()) / max(accepted, 1),
         "writes_per_request": writes / max(accepted, 1),
+        "item_reads_per_request": items.get("BatchGetItem", 0) / max(accepted, 1),
+        "dynamodb_items": items,
         "batch_reads_per_invocation": calls.get("BatchGetItem", 0) / max(with_filter["invocations"], 1),
     }
