@@ -2,6 +2,9 @@
 bench/results/latency.png. `--quick` runs each on a tiny size (what tests/test_bench.py does).
 
 Sections run in this order; each is independent and can be chosen with --only.
+
+`python -m bench capacity --rps N [--memory MB] [--item-kb K]`: the capacity and cost model on the
+measurements of the latest run (bench/capacity.py).
 """
 from __future__ import annotations
 
@@ -48,6 +51,10 @@ def runner(name: str) -> Callable[..., Dict[str, Any]]:
 
 
 def main(argv: List[str]) -> int:
+    if argv[:1] == ["capacity"]:
+        from bench import capacity
+
+        return capacity.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code runs, measures nothing")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
@@ -81,6 +88,8 @@ def main(argv: List[str]) -> int:
         report.plot(args.out / "latency.png", raw["e2e"])
     if "coldstart" in raw:
         rows += report.coldstart_rows(raw["coldstart"])
+    if "profile" in raw and "lifecycle" in raw:
+        rows += scale_report.capacity_rows(raw)
     meta["total_seconds"] = round(time.monotonic() - began, 1)
     meta["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report.write_json(args.out / "latest.json", rows, raw, meta)

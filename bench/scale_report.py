@@ -1,9 +1,11 @@
-"""Rows of issue 11 (keeping up with a hot partition): the processor's CPU profile and records/s per
-shard with ParallelizationFactor in the local runner."""
+"""Rows of issue 11 (keeping up with a hot partition): the processor's CPU profile, records/s per shard
+with ParallelizationFactor in the local runner, and the capacity model's per-shard throughput."""
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List
 
+from bench.capacity import Measured, per_shard, template_factor, template_memory
 from bench.common import Row, ratio
 
 
@@ -39,3 +41,18 @@ def lane_rows(lanes: Dict[str, Any]) -> List[Row]:
                         "rec/s", first, "ParallelizationFactor 1", ratio(rate, first), "report", None, why,
                         {k: round(v, 3) if isinstance(v, float) else v for k, v in point.items()}))
     return rows
+
+
+def capacity_rows(raw: Dict[str, Any]) -> List[Row]:
+    measured = Measured.from_raw(raw, {})
+    memory, factor = template_memory(), template_factor("prod")
+    shard = per_shard(measured, memory, factor)
+    needed = max(1, math.ceil(1000 / shard["lane_records_s"]))
+    return [Row("11.4 model: records/s per shard at %d MB, ParallelizationFactor %d" % (memory, factor),
+                shard["shard_records_s"], "rec/s", 1000.0, "a partition's 1,000 writes/s",
+                shard["ratio_to_partition"], ">= 1x", shard["ratio_to_partition"] >= 1,
+                "a lane: 100 records x %.3f ms / %.2f vCPU + 2 x 5 ms DynamoDB + 10 ms invoke = %.0f ms, so %.0f "
+                "records/s; %d lane(s) needed for 1,000/s, the template's prod stage has %d" % (
+                    measured.cpu_ms_per_record, shard["vcpu"], shard["batch_ms"], shard["lane_records_s"], needed,
+                    factor),
+                {**shard, "lanes_needed_for_1000": needed})]
