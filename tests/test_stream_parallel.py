@@ -3,7 +3,6 @@ one lane per item key hash, the checkpoint held by the slowest lane. Step by ste
 with batches finishing in the order each test chooses (ManualExecutor)."""
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -11,7 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from devserver.stream import EsmSettings, MemoryCheckpointStore, MemoryDestination, RunnerConfig, StreamRunner
 from devserver.stream.batching import lane_of
-from devserver.testing.executors import ManualExecutor
+from devserver.testing.executors import ManualExecutor, PeakConcurrency
 from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, item
 
 SETTINGS = EsmSettings(batch_size=10, starting_position="TRIM_HORIZON", report_batch_item_failures=True,
@@ -180,16 +179,11 @@ def test_record_age_is_checked_per_lane_and_aged_records_go_to_the_destination()
 
 def test_a_thread_pool_runs_the_batches_of_one_shard_concurrently() -> None:
     lanes = keys_in_lanes(4, 5)
-    running, most = [0], [0]
-    lock = threading.Lock()
+    meter = PeakConcurrency()
 
     def respond(records: List[Dict[str, Any]]) -> None:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.02)
-        with lock:
-            running[0] -= 1
+        with meter:
+            time.sleep(0.02)
 
     clock_streams = FakeStreams(time.time)
     shard = clock_streams.add_shard()
@@ -211,4 +205,4 @@ def test_a_thread_pool_runs_the_batches_of_one_shard_concurrently() -> None:
         assert runner.stop()
     assert checkpoints.get(clock_streams.stream_arn, shard) == last
     assert sorted(handler.delivered, key=int) == clock_streams.sequence_numbers()
-    assert 1 < most[0] <= 4
+    assert 1 < meter.peak <= 4

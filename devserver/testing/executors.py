@@ -1,4 +1,5 @@
-"""An executor for the stream runner whose calls run only when the test says, in the order it says.
+"""An executor for the stream runner whose calls run only when the test says, in the order it says;
+and a meter of how many calls run at once.
 
 The runner submits each invocation to its executor and settles it when the future is done
 (devserver/stream/runner.py). With ManualExecutor nothing runs at submit: the test decides when
@@ -6,6 +7,7 @@ each batch's handler runs and so in which order concurrent batches finish, deter
 """
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Tuple
@@ -43,3 +45,22 @@ class ManualExecutor(Executor):
     def run_all(self) -> None:
         while self.pending:
             self.run(0)
+
+
+class PeakConcurrency:
+    """How many callers are inside at once, and the most there ever were: `with meter: <work>`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.inside = 0
+        self.peak = 0
+
+    def __enter__(self) -> "PeakConcurrency":
+        with self._lock:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        with self._lock:
+            self.inside -= 1
