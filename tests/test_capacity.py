@@ -92,7 +92,8 @@ def test_the_command_prints_every_component_from_a_runs_measurements(tmp_path: P
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "latest.json"
     results.write_text(json.dumps({"meta": {"commit": "abc1234", "loadavg_at_start": [1.0]}, "raw": {
-        "profile": {"whole_ms_per_record": 0.3, "bytes_logged": {"100": 5500, "10": 1900}},
+        "processor": {"size": 100, "batched": {"cpu_s": 0.03}},
+        "profile": {"whole_ms_per_record": 0.2, "bytes_logged": {"100": 5500, "10": 1900}},
         "lifecycle": {"delivered_per_request": 1.0, "unfiltered_delivered_per_request": 3.0,
                       "writes_per_request": 2.0, "item_reads_per_request": 1.0}}}))
 
@@ -103,4 +104,5 @@ def test_the_command_prints_every_component_from_a_runs_measurements(tmp_path: P
                       "SQS", "S3 failure objects", "CloudWatch Logs ingestion", "X-Ray traces", "total"):
         assert component in out
     assert "commit abc1234" in out and "40 B/record" in out  # (5500 - 1900) / 90
+    assert "0.300 ms CPU/record" in out  # the processor section's batch, not the profile's
     assert "status index takes 2,000 writes/s" in out  # what to change at 1,000 requests/s
