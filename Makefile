@@ -42,7 +42,7 @@ run: $(VENV)/.installed node_modules/.installed
 	$(PY) -m devserver $(ARGS)
 
 # Benchmarks (bench/): one table of ratios against baselines measured in the same run, written to
-# bench/results/latest.json, plus bench/results/latency.png. About 3 minutes; wrk comes from Debian.
+# bench/results/latest.json, plus bench/results/latency.png. About 4 minutes; wrk comes from Debian.
 bench: $(VENV)/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench $(ARGS)
