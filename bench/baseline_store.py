@@ -11,9 +11,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from chalicelib.attributes import to_attribute
 from chalicelib.errors import StoreError
 from chalicelib.model import FAILED, PENDING, SUCCEEDED
-from chalicelib.store import RequestStore, WriteBack, to_attribute
+from chalicelib.store import RequestStore, WriteBack
 
 
 @dataclass(frozen=True)

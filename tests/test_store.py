@@ -12,16 +12,9 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError, ReadTimeoutError
 from hypothesis import given, settings, strategies as st
 
+from chalicelib.attributes import from_attribute, to_attribute
 from chalicelib.errors import ConditionFailed, ItemTooLarge, StoreMisconfigured, StoreUnavailable
-from chalicelib.store import (
-    ERROR_CLASSES,
-    STATEMENT_ERROR_CLASSES,
-    RequestStore,
-    from_attribute,
-    map_error,
-    statement_error,
-    to_attribute,
-)
+from chalicelib.store import ERROR_CLASSES, STATEMENT_ERROR_CLASSES, RequestStore, map_error, statement_error
 from devserver.testing import fakes
 from devserver.testing.events import pending_item
 from tests.conftest import TABLE
