@@ -100,7 +100,7 @@ run: $(VENV)/.installed node_modules/.installed
 	$(PY) -m devserver $(ARGS)
 
 # Benchmarks (bench/): one table of ratios against baselines measured in the same run, written to
-# bench/results/latest.json, plus docs/images/bench-latency.png (the README shows it). About 3 minutes;
+# bench/results/latest.json, plus docs/images/bench-latency.png (the README shows it). About 4 minutes;
 # wrk comes from Debian.
 bench: $(VENV)/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

@@ -3,6 +3,9 @@ docs/images/bench-latency.png (the README shows it). `--quick` runs each on a ti
 tests/test_bench.py does) and draws its plot beside its JSON instead.
 
 Sections run in this order; each is independent and can be chosen with --only.
+
+`python -m bench capacity --rps N [--memory MB] [--item-kb K]`: the capacity and cost model on the
+measurements of the latest run (bench/capacity.py).
 """
 from __future__ import annotations
 
@@ -14,14 +17,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-from bench import figures, report
+from bench import figures, report, scale_report
 from bench.common import ROOT, Row, machine
 
 RESULTS = ROOT / "bench" / "results"
-SECTIONS = ("processor", "lifecycle", "intake", "moto_costs", "e2e", "coldstart")
+SECTIONS = ("processor", "profile", "lanes", "lifecycle", "intake", "moto_costs", "e2e", "coldstart")
+MODULES = {"profile": "bench.processor_profile", "lanes": "bench.parallel_bench", "moto_costs": "bench.moto_costs"}
 
 FULL: Dict[str, Dict[str, Any]] = {
-    "processor": {"size": 100, "scale": (10, 100, 1000), "replays": 3},
+    "processor": {"size": 100, "scale": (10, 100, 1000), "replays": 5},
+    "profile": {"size": 100, "repeat": 7},
+    "lanes": {"records": 1000, "rounds": 3, "factors": (1, 2, 4, 10)},
     "lifecycle": {"count": 100},
     "intake": {"seconds": 4.0, "connections": 8, "threads": 2, "rounds": 2},
     "moto_costs": {"count": 100},
@@ -30,6 +36,8 @@ FULL: Dict[str, Dict[str, Any]] = {
 }
 QUICK: Dict[str, Dict[str, Any]] = {
     "processor": {"size": 10, "scale": (5,), "replays": 1, "curve": ()},
+    "profile": {"size": 20, "repeat": 1},
+    "lanes": {"records": 40, "rounds": 1, "factors": (1, 2), "repeats": 1},
     "lifecycle": {"count": 5},
     "intake": {"seconds": 1.0, "connections": 2, "threads": 1, "rounds": 1, "warmup": False},
     "moto_costs": {"count": 10},
@@ -39,11 +47,15 @@ QUICK: Dict[str, Dict[str, Any]] = {
 
 
 def runner(name: str) -> Callable[..., Dict[str, Any]]:
-    module = __import__(f"bench.{name}_bench" if name != "moto_costs" else "bench.moto_costs", fromlist=["run"])
+    module = __import__(MODULES.get(name, f"bench.{name}_bench"), fromlist=["run"])
     return module.run
 
 
 def main(argv: List[str]) -> int:
+    if argv[:1] == ["capacity"]:
+        from bench import capacity
+
+        return capacity.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code runs, measures nothing")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
@@ -69,6 +81,10 @@ def main(argv: List[str]) -> int:
     drawn: List[Path] = []
     if "processor" in raw:
         rows += report.processor_rows(raw["processor"])
+    if "profile" in raw:
+        rows += scale_report.profile_rows(raw["profile"])
+    if "lanes" in raw:
+        rows += scale_report.lane_rows(raw["lanes"])
     if "lifecycle" in raw:
         rows += report.lifecycle_rows(raw["lifecycle"], raw.get("processor"))
     if "intake" in raw:
@@ -78,6 +94,8 @@ def main(argv: List[str]) -> int:
         drawn.append(report.plot(plots / "bench-latency.png", raw["e2e"]))
     if "coldstart" in raw:
         rows += report.coldstart_rows(raw["coldstart"])
+    if "profile" in raw and "lifecycle" in raw:
+        rows += scale_report.capacity_rows(raw)
     meta["total_seconds"] = round(time.monotonic() - began, 1)
     meta["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report.write_json(args.out / "latest.json", rows, raw, meta)

@@ -90,21 +90,22 @@ def command_line(pid: int) -> str:
 
 
 @contextlib.contextmanager
-def quiet_stdout() -> Iterator[None]:
-    """Send file descriptor 1 to /dev/null: the processor's Powertools logger and EMF lines keep a
-    reference to the original sys.stdout, so only an fd-level redirect silences them, and they
-    still pay their full formatting cost (which Lambda pays too)."""
+def quiet_stdout(sink: Optional[int] = None) -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null (or to the open file descriptor `sink`): the processor's
+    Powertools logger and EMF lines keep a reference to the original sys.stdout, so only an fd-level
+    redirect silences them, and they still pay their full formatting cost (which Lambda pays too)."""
     sys.stdout.flush()
     saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    target = os.open(os.devnull, os.O_WRONLY) if sink is None else sink
     try:
-        os.dup2(devnull, 1)
+        os.dup2(target, 1)
         yield
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
-        os.close(devnull)
+        if sink is None:
+            os.close(target)
 
 
 def fake_aws_env() -> None:

@@ -25,21 +25,32 @@ Key = Tuple[str, Tuple[str, ...]]
 
 
 class CallCounter:
-    """Counts API calls by operation name (`before-call` fires once per call, not per retry)."""
+    """Counts API calls by operation name (`before-call` fires once per call, not per retry), and the
+    items they carry: a BatchGetItem's keys, a BatchExecuteStatement's statements, one otherwise
+    (what DynamoDB bills: each key read and each statement written is its own request unit)."""
 
     def __init__(self, *clients: Any) -> None:
         self.calls: Counter[str] = Counter()
+        self.items: Counter[str] = Counter()
         self._lock = threading.Lock()
         for client in clients:
             client.meta.events.register("before-call.dynamodb.*", self._count)
 
-    def _count(self, model: Any, **_: Any) -> None:
+    def _count(self, model: Any, params: Dict[str, Any], **_: Any) -> None:
+        document = json.loads(params.get("body") or b"{}")
+        items = len(document.get("Statements", [])) or sum(
+            len(table.get("Keys", [])) for table in (document.get("RequestItems") or {}).values()) or 1
         with self._lock:
             self.calls[model.name] += 1
+            self.items[model.name] += items
 
     def snapshot(self) -> Dict[str, int]:
         with self._lock:
             return dict(self.calls)
+
+    def item_snapshot(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self.items)
 
 
 def inject_latency(client: Any, seconds: float) -> None:
@@ -81,12 +92,21 @@ class _Raw(io.BytesIO):
 
 class Tape:
     """Recorded HTTP answers by request key, shared by the record and replay passes. Write-back
-    statements are kept one by one: which requests share a BatchExecuteStatement call depends on
-    the order the business logic finished in, which differs between the passes."""
+    statements and status reads are kept item by item: which requests share a BatchExecuteStatement
+    call depends on the order the business logic finished in, and which share a batch (so a
+    BatchGetItem) on how the stream mapping cut the stream; both differ between the passes."""
 
     def __init__(self) -> None:
         self.answers: Dict[Key, Tuple[int, Dict[str, str], bytes]] = {}
         self.statements: Dict[str, Dict[str, Any]] = {}
+        self.items: Dict[str, Dict[str, Any]] = {}  # BatchGetItem's answer for each id
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> Dict[str, Any]:  # handed to worker processes (bench/parallel_bench.py)
+        return {k: v for k, v in vars(self).items() if k != "_lock"}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        vars(self).update(state)
         self._lock = threading.Lock()
 
     def record_from(self, client: Any) -> None:
@@ -102,6 +122,10 @@ class Tape:
                     self.answers[key] = (http_response.status_code, dict(http_response.headers),
                                          http_response.content)
                     answers = json.loads(http_response.content or b"{}").get("Responses", [])
+                    if key[0] == "BatchGetItem":
+                        for found in (answers or {}).values():
+                            self.items.update({item["id"]["S"]: item for item in found})
+                        return
                     for statement, answer in zip(context["bench_statements"], answers, strict=False):
                         self.statements[statement_id(statement)] = answer
         client.meta.events.register("before-call.dynamodb.*", before)
@@ -116,6 +140,11 @@ class Tape:
             if target.endswith(".BatchExecuteStatement"):
                 statements = json.loads(request.body)["Statements"]
                 body = json.dumps({"Responses": [self.statements[statement_id(s)] for s in statements]}).encode()
+                status, headers = 200, {"Content-Type": "application/x-amz-json-1.0"}
+            elif target.endswith(".BatchGetItem"):
+                [(table, wanted)] = json.loads(request.body)["RequestItems"].items()
+                found = [self.items[k["id"]["S"]] for k in wanted["Keys"] if k["id"]["S"] in self.items]
+                body = json.dumps({"Responses": {table: found}, "UnprocessedKeys": {}}).encode()
                 status, headers = 200, {"Content-Type": "application/x-amz-json-1.0"}
             else:
                 status, headers, body = self.answers[request_key(target, request.body)]

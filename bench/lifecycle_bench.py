@@ -7,7 +7,8 @@ processor's own pool), so the counts are exact and repeatable:
   FilterCriteria, against a second runner on the same stream without filters (the seed's
   design, whose handler saw every INSERT, MODIFY and REMOVE);
 - DynamoDB requests per accepted request: a botocore `before-call` counter on the gateway
-  transport's client and on the processor's client, by operation.
+  transport's client and on the processor's client, by operation, with the items each call
+  carries (the writes and reads DynamoDB bills).
 """
 from __future__ import annotations
 
@@ -46,14 +47,16 @@ def run(count: int = 100) -> Dict[str, Any]:
     from chalicelib.config import Settings
     from chalicelib.orders import take_order
     from chalicelib.store import RequestStore
+    from devserver import moto_partiql
     from devserver.apigw import make_app
     from devserver.apigw_transport import BotocoreTransport
     from devserver.db import TEMPLATE, TtlSweeper, ensure_table
     from devserver.db_schema import ttl_attribute
-    from devserver.stream import build_runner
+    from devserver.stream import StreamRunner, build_runner
     from devserver.testing.streams import RecordingHandler
 
     fake_aws_env()
+    moto_partiql.install()  # the write-backs' PartiQL UPDATE, as DynamoDB runs it
     template = yaml.safe_load(TEMPLATE.read_text())
     with mock_aws(), tempfile.TemporaryDirectory() as state, quiet_stdout():
         admin = boto3.client("dynamodb", region_name=REGION)
@@ -73,8 +76,8 @@ def run(count: int = 100) -> Dict[str, Any]:
                                 dynamodb_endpoint=None, sqs_endpoint=None, queue_name=None,
                                 checkpoint_path=Path(state) / f"{name}.json", handler=handler)
         filtered = runner("filtered", app_module.app.handler_map["process"])
-        seed = runner("unfiltered", RecordingHandler())
-        seed.settings = dataclasses.replace(seed.settings, filters=())
+        built = runner("unfiltered", RecordingHandler()).config
+        seed = StreamRunner(dataclasses.replace(built, settings=dataclasses.replace(built.settings, filters=())))
         try:
             accepted = 0
             for _ in range(count):
@@ -94,8 +97,10 @@ def run(count: int = 100) -> Dict[str, Any]:
             pool.shutdown(wait=True)
     with_filter, without = filtered.status()["counters"], seed.status()["counters"]
     calls = {**put_calls.snapshot(), **processor_calls.snapshot()}
-    writes = sum(n for op, n in calls.items() if op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem",
-                                                        "TransactWriteItems"))
+    items = {**put_calls.item_snapshot(), **processor_calls.item_snapshot()}
+    # Each statement of a BatchExecuteStatement is a write of its own (docs: DDB-202, PRICE-2).
+    writes = sum(n for op, n in items.items() if op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem",
+                                                        "TransactWriteItems", "BatchExecuteStatement"))
     return {
         "requests": count, "accepted": accepted, "items_left_after_ttl": left,
         "filtered": with_filter, "unfiltered": without,
@@ -105,5 +110,7 @@ def run(count: int = 100) -> Dict[str, Any]:
         "dynamodb_calls": calls,
         "dynamodb_calls_per_request": sum(calls.values()) / max(accepted, 1),
         "writes_per_request": writes / max(accepted, 1),
+        "item_reads_per_request": items.get("BatchGetItem", 0) / max(accepted, 1),
+        "dynamodb_items": items,
         "batch_reads_per_invocation": calls.get("BatchGetItem", 0) / max(with_filter["invocations"], 1),
     }

@@ -1,4 +1,4 @@
-"""The stream processor on one batch: concurrency, CPU per record and scale (issue items 1, 7a).
+"""The stream processor on one batch: concurrency, CPU per record and scale (issue items 1, 7a; 11.3).
 
 Each scenario seeds N PENDING items into moto (in-process), builds the Lambda-shaped INSERT
 records (tests/streamevents.py) and processes them
@@ -6,14 +6,16 @@ records (tests/streamevents.py) and processes them
   call; every answer is recorded;
 - replayed: the same again with moto's recorded answers served after the 5 ms (ddbhooks.Tape),
   so the wall time is the processor's and the network's, not moto's CPU.
-The sequential baseline is a naive port: per record GetItem, business logic, UpdateItem.
+The sequential baseline is a naive port: per record GetItem, business logic, UpdateItem. The
+write-back baseline is the processor as it is with the write-back it had before: one UpdateItem per
+record (bench/baseline_store.py).
 """
 from __future__ import annotations
 
 import json
 import time
 import tracemalloc
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
@@ -56,14 +58,27 @@ def _records(items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 _EXECUTORS: List[ThreadPoolExecutor] = []
 
 
-def _processor(client: Any, logic: Logic, workers: int) -> Any:
-    from chalicelib.processor import StreamProcessor
+def _store(client: Any, workers: int, updateitem: bool) -> Any:
+    from bench.baseline_store import UpdateItemStore
     from chalicelib.store import RequestStore
 
-    executor = ThreadPoolExecutor(max_workers=workers)
-    _EXECUTORS.append(executor)  # shut down after the pass, outside the timed part
+    if not updateitem:
+        return RequestStore(client, TABLE)
+    writers = ThreadPoolExecutor(max_workers=workers)  # one UpdateItem per worker, as the processor ran them
+    _EXECUTORS.append(writers)
+    return UpdateItemStore(client, TABLE, executor=writers)
+
+
+def processor(client: Any, logic: Logic, workers: int, *, updateitem: bool = False,
+              executor: Optional[Executor] = None) -> Any:
+    """The real StreamProcessor on `client`; `updateitem`: with the write-back baseline's store."""
+    from chalicelib.processor import StreamProcessor
+
+    if executor is None:
+        executor = ThreadPoolExecutor(max_workers=workers)
+        _EXECUTORS.append(executor)  # shut down after the pass, outside the timed part
     # Logs and EMF lines go to stdout as on Lambda (quiet_stdout drops them after formatting).
-    return StreamProcessor(RequestStore(client, TABLE), logic, executor=executor, success_ttl_seconds=300)
+    return StreamProcessor(_store(client, workers, updateitem), logic, executor=executor, success_ttl_seconds=300)
 
 
 def sequential(client: Any, logic: Logic, records: List[Dict[str, Any]]) -> None:
@@ -95,26 +110,38 @@ def _run(client: Any, body: Callable[[], Any], memory: bool = False) -> Pass:
     if memory:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    while _EXECUTORS:
-        _EXECUTORS.pop().shutdown(wait=True)
+    shutdown_executors()
     return Pass(wall, cpu, counter.snapshot(), peak)
 
 
-def scenario(size: int, workers: Optional[int], *, logic: Optional[Logic] = None, memory: bool = False,
-             replays: int = 1) -> Dict[str, Pass]:
-    """Live and replayed passes for one batch size; workers None = the sequential baseline.
-    Several replays: the fastest counts (the least disturbed by whatever else runs)."""
+def shutdown_executors() -> None:
+    """Stop the pools the passes made, outside what they timed."""
+    while _EXECUTORS:
+        _EXECUTORS.pop().shutdown(wait=True)
+
+
+@dataclass
+class Recorded:
+    """A batch run once against moto, every answer kept for replays."""
+
+    ids: List[str]
+    records: List[Dict[str, Any]]
+    tape: Tape
+    live: Pass
+
+
+def recorded(size: int, workers: Optional[int], *, logic: Logic, updateitem: bool = False,
+             label: str = "") -> Recorded:
+    """Seed `size` PENDING items into moto (in-process), process their INSERTs once live (5 ms per call;
+    workers None: the sequential port) and keep moto's answers."""
     import yaml
     from moto import mock_aws
 
-    from chalicelib.orders import take_order
-    from chalicelib.store import RequestStore
     from devserver import moto_partiql
     from devserver.db import TEMPLATE, ensure_table
 
     fake_aws_env()
-    logic = logic or take_order
-    ids = [f"bench-{size}-{workers}-{n}" for n in range(size)]
+    ids = [f"bench-{size}-{workers}{label}-{n}" for n in range(size)]
     items = _items(ids)
     records = _records(items)  # the INSERTs of exactly the items seeded below
     tape = Tape()
@@ -126,19 +153,39 @@ def scenario(size: int, workers: Optional[int], *, logic: Optional[Logic] = None
             live.put_item(TableName=TABLE, Item=item)
         tape.record_from(live)
         inject_latency(live, LATENCY_S)
-        live_pass = _run(live, _body(live, logic, records, workers))
+        live_pass = _run(live, _body(live, logic, records, workers, updateitem))
         # A pass that skipped records would look fast: each one must have been written back.
         finished = live.scan(TableName=TABLE, Select="COUNT", FilterExpression="#s <> :pending",
                              ExpressionAttributeNames={"#s": "status"},
                              ExpressionAttributeValues={":pending": {"S": "PENDING"}})["Count"]
         assert finished == size, (finished, size, live_pass.calls)
+    return Recorded(ids, records, tape, live_pass)
+
+
+def replayed(tape: Tape, latency_s: float = LATENCY_S) -> Any:
+    """A production client answered from `tape` after `latency_s`; nothing is sent."""
+    client = _client()
+    tape.replay_to(client, latency_s)
+    return client
+
+
+def scenario(size: int, workers: Optional[int], *, logic: Optional[Logic] = None, memory: bool = False,
+             replays: int = 1, updateitem: bool = False) -> Dict[str, Pass]:
+    """Live and replayed passes for one batch size; workers None = the sequential baseline;
+    `updateitem`: the processor with the write-back baseline's store.
+    Several replays: the fastest counts (the least disturbed by whatever else runs)."""
+    from chalicelib.orders import take_order
+    from chalicelib.store import RequestStore
+
+    logic = logic or take_order
+    taped = recorded(size, workers, logic=logic, updateitem=updateitem, label="u" if updateitem else "")
+    ids, records, tape = taped.ids, taped.records, taped.tape
     passes = []
     for _ in range(replays):
-        replay = _client()
-        tape.replay_to(replay, LATENCY_S)
-        passes.append(_run(replay, _body(replay, logic, records, workers), memory=memory))
-    result = {"live": live_pass, "replay": min(passes, key=lambda p: p.wall_s)}
-    if workers is not None:
+        replay = replayed(tape)
+        passes.append(_run(replay, _body(replay, logic, records, workers, updateitem), memory=memory))
+    result = {"live": taped.live, "replay": min(passes, key=lambda p: p.wall_s)}
+    if workers is not None and not updateitem:
         # The SDK's share: the same write-backs straight through RequestStore, one thread, no
         # latency, no processor around them.
         bare = _client()
@@ -148,13 +195,14 @@ def scenario(size: int, workers: Optional[int], *, logic: Optional[Logic] = None
     return result
 
 
-def _body(client: Any, logic: Logic, records: List[Dict[str, Any]], workers: Optional[int]) -> Callable[[], Any]:
+def _body(client: Any, logic: Logic, records: List[Dict[str, Any]], workers: Optional[int],
+          updateitem: bool = False) -> Callable[[], Any]:
     if workers is None:
         return lambda: sequential(client, logic, records)
-    processor = _processor(client, logic, workers)
+    batch = processor(client, logic, workers, updateitem=updateitem)
 
     def run() -> None:
-        answer = processor.process_batch(records)
+        answer = batch.process_batch(records)
         assert not answer["batchItemFailures"], answer
     return run
 
@@ -183,6 +231,7 @@ def run(size: int = 100, scale: tuple = (10, 100, 1000), replays: int = 3,
     workers = Settings(table_name=TABLE).max_concurrency  # the deployed default
     seq = scenario(size, None, replays=replays)
     batched = scenario(size, workers, replays=replays)
+    updateitem = scenario(size, workers, replays=replays, updateitem=True)
     unbounded = scenario(size, size, replays=replays)
     noop_pass = scenario(size, workers, logic=noop, replays=replays)["replay"]
     logic_s = logic_cpu_s(size)
@@ -199,6 +248,7 @@ def run(size: int = 100, scale: tuple = (10, 100, 1000), replays: int = 3,
     return {
         "size": size, "workers": workers, "latency_ms": LATENCY_S * 1000,
         "sequential": vars(seq["replay"]), "batched": vars(batched["replay"]),
+        "updateitem_writebacks": vars(updateitem["replay"]),
         "unbounded": vars(unbounded["replay"]), "noop_logic": vars(noop_pass),
         "live_moto": {"sequential": vars(seq["live"]), "batched": vars(batched["live"])},
         "store_only": vars(batched["store_only"]), "logic_cpu_s": logic_s,

@@ -7,14 +7,13 @@ item before and after.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, cast
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError, HTTPClientError
 
+from chalicelib.attributes import from_attribute, to_attribute
 from chalicelib.errors import (
     ConditionFailed,
     ItemTooLarge,
@@ -363,30 +362,3 @@ class RequestStore:
             return response
         except (ClientError, BotoCoreError) as exc:
             raise map_error(exc) from exc
-
-
-def to_attribute(value: Any) -> Dict[str, Any]:
-    """A JSON-compatible Python value as a typed DynamoDB attribute (numbers exact as Decimal)."""
-    from boto3.dynamodb.types import TypeSerializer
-
-    exact = json.loads(json.dumps(value), parse_float=Decimal)
-    # The stubs type the result as a TypedDict of every attribute kind; callers treat it as a plain dict.
-    return cast(Dict[str, Any], TypeSerializer().serialize(exact))
-
-
-def from_attribute(value: Mapping[str, Any]) -> Any:
-    """A typed DynamoDB attribute as plain JSON-compatible Python (ints stay ints)."""
-    from boto3.dynamodb.types import TypeDeserializer
-
-    # The stubs want their attribute TypedDict; an item read from the client is a mapping of the same shape.
-    return _plain(TypeDeserializer().deserialize(cast(Any, value)))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, set, frozenset)):
-        return [_plain(v) for v in value]
-    return value

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO
@@ -28,6 +29,9 @@ from devserver.processes import StartError
 log = logging.getLogger(__name__)
 
 # What a function instance inherits from the host besides its own variables: enough to run Python.
+# Batches of the stream mapping in flight at once, over all shards: each holds a function instance,
+# and FunctionPool starts at most 10 instances of a function (ParallelizationFactor's maximum).
+MAX_STREAM_BATCHES = 10
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
               "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "PYTHONUNBUFFERED")
 
@@ -69,6 +73,7 @@ class AppHost:
         self.runner: Any = None
         self.recent = RecentIds()  # what the stream function was handed: the console's recent requests
         self._reads: Optional[RequestReads] = None
+        self._batches: Optional[ThreadPoolExecutor] = None
         self._others: List[Any] = []
         self._sqs: Any = None
         self._lock_file: Optional[TextIO] = None
@@ -104,6 +109,8 @@ class AppHost:
             self.functions.close()  # a function busy in a batch gets its instance killed: no waiting
         if self.runner is not None:
             self.runner.stop(timeout=2.0)
+        if self._batches is not None:
+            self._batches.shutdown(wait=False, cancel_futures=True)  # what was in flight is redelivered
         for source in self._others:
             source.stop(timeout=1.0)
         if self._lock_file is not None:
@@ -192,12 +199,14 @@ class AppHost:
         dynamodb_endpoint = self.local.dynamodb_endpoint or self.database.dynamodb_endpoint
         self._sqs = client("sqs", sqs_endpoint, self.local.region)
         if names.stream:
+            # Up to ParallelizationFactor batches of a shard run at once, each in a function instance.
+            self._batches = ThreadPoolExecutor(max_workers=MAX_STREAM_BATCHES, thread_name_prefix="stream-batch")
             self.runner = build_runner(
                 template_path=self.template, app=self.app, table_name=self.table_name, region=self.local.region,
                 dynamodb_endpoint=dynamodb_endpoint, sqs_endpoint=sqs_endpoint, queue_name=DEFAULT_QUEUE,
                 checkpoint_path=self.local.state_dir / "checkpoints.json",
                 handler=self.recent.watching(self.functions.handler(names.stream)), stage=self.stage,
-                idle_poll_s=self.local.poll_interval)
+                idle_poll_s=self.local.poll_interval, executor=self._batches)
             self.runner.start()
             self.functions.warm(names.stream)
         self._others = app_event_sources(self.app, sqs=self._sqs, region=self.local.region,

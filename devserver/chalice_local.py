@@ -130,6 +130,7 @@ def describe_auth(auth: LocalAuth) -> str:
 
 def describe(settings: Any) -> str:
     return (f"batch size {settings.batch_size}, window {settings.batching_window_s} s, {settings.starting_position}, "
+            f"{settings.parallelization_factor} concurrent batch(es) per shard, "
             f"report item failures {settings.report_batch_item_failures}, bisect {settings.bisect_on_error}, "
             f"max retries {settings.max_retry_attempts}, max record age {settings.max_record_age_s} s, "
             f"{len(settings.filters)} filter(s), on failure -> {settings.on_failure}")

@@ -16,8 +16,9 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterable, List, Mapping
 
+from chalicelib.attributes import from_attribute
 from chalicelib.requests_api import view_of
-from chalicelib.store import STATUS_INDEX, from_attribute
+from chalicelib.store import STATUS_INDEX
 
 RECENT = 100  # ids remembered, and read back on each refresh (one BatchGetItem holds 100 keys)
 SHOWN = 20  # rows per status

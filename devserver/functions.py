@@ -271,7 +271,8 @@ class FunctionPool:
             return instance
 
     def _release(self, name: str, instance: Instance) -> None:
-        self._busy[name].remove(instance)
+        if instance in self._busy[name]:  # close() empties the lists (and kills) while a batch still runs
+            self._busy[name].remove(instance)
         if self._closed:
             instance.kill()
         else:

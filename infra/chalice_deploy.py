@@ -48,7 +48,7 @@ from chalice.package import TemplateDeepMerger
 from infra.base_stack import BaseStackError, base_template, deployed_refs, stack_name
 from infra.chalice_graph import function_names, logical_ids
 from infra.chalice_patches import MappingSettings, PatchError, WireSettings, apply_patches
-from infra.merge_stage import merge_template, stage_auth_mode
+from infra.merge_stage import stage_template
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,7 @@ class Additions:
         """Apply the stage's patches to `application`; refuse a mapping on another stream."""
         project = Path(config.project_dir)
         template = yaml.safe_load((project / "infra" / "template.yaml").read_text())
-        mode = stage_auth_mode(stage, project)
-        merged = merge_template(template, mode, yaml.safe_load((project / "infra" / "auth.yaml").read_text()))
+        mode, merged = stage_template(stage, project)
         beyond = sorted(set(_typed(merged)) - set(_typed(template)))
         if beyond:
             raise PatchError(f"AUTH_MODE {mode} adds {beyond}, which need the REST API before they can exist: "

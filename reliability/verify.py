@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
+from chalicelib.attributes import from_attribute
 from chalicelib.ownership import ANONYMOUS, item_key, public_id
-from chalicelib.store import from_attribute
 from reliability.load import NO_ANSWER, Attempt, Sent
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED"})

@@ -78,6 +78,18 @@ def test_every_mapping_property_of_the_template_becomes_an_api_parameter(templat
     assert dict(queue.parameters) == {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
 
 
+def test_the_stages_parallelization_factor_is_sent_on_create_and_update(application):
+    from infra.merge_stage import stage_template
+
+    _, merged = stage_template("dev")  # what the chalice deploy hook applies (infra/chalice_deploy.py)
+    by_stage = yaml.safe_load(TEMPLATE.read_text())["Mappings"]["StreamMappingByStage"]
+
+    [stream] = [m for m in apply(merged, application).mappings if m.function_name == "storefirst-dev-process"]
+
+    assert stream.parameters["ParallelizationFactor"] == by_stage["dev"]["ParallelizationFactor"]
+    assert stream.for_update()["ParallelizationFactor"] == by_stage["dev"]["ParallelizationFactor"]
+
+
 def test_a_setting_fixed_at_creation_is_not_sent_on_update(template, application):
     event_properties(template, "Process", "ProcessDynamodbEventSource")["StartingPosition"] = "LATEST"
 

@@ -20,7 +20,14 @@ from botocore.config import Config
 from moto import mock_aws
 
 from devserver.db_schema import create_table_request
-from devserver.stream import EsmSettings, FilterPattern, MemoryCheckpointStore, MemoryDestination, StreamRunner
+from devserver.stream import (
+    EsmSettings,
+    FilterPattern,
+    MemoryCheckpointStore,
+    MemoryDestination,
+    RunnerConfig,
+    StreamRunner,
+)
 from devserver.stream.destinations import S3FailureDestination, s3_failure_object
 from devserver.stream.settings import SettingsError, parse_filter_criteria
 from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, run_until_idle
@@ -57,9 +64,9 @@ def deliver(table: Dict[str, Any], settings: EsmSettings, *items: Dict[str, Any]
         table["dynamodb"].put_item(TableName="t", Item=item)
     clock = FakeClock(time.time())  # moto stamps records with the real time
     handler = RecordingHandler(respond)
-    runner = StreamRunner(settings=settings, streams=table["streams"], handler=handler, stream_arn=table["arn"],
-                          region=REGION, checkpoints=MemoryCheckpointStore(), destination=MemoryDestination(),
-                          clock=clock, sleep=clock.sleep)
+    runner = StreamRunner(RunnerConfig(settings=settings, streams=table["streams"], handler=handler,
+                                       stream_arn=table["arn"], region=REGION, checkpoints=MemoryCheckpointStore(),
+                                       destination=MemoryDestination(), clock=clock, sleep=clock.sleep))
     run_until_idle(runner, clock)
     return handler
 
@@ -150,8 +157,9 @@ def one_record_on(respond: Callable[[List[Dict[str, Any]]], Any], retries: int) 
     handler, destination = RecordingHandler(respond), MemoryDestination()
     settings = EsmSettings(batch_size=3, starting_position="TRIM_HORIZON", max_retry_attempts=retries,
                            report_batch_item_failures=True)
-    runner = StreamRunner(settings=settings, streams=streams, handler=handler, stream_arn=streams.stream_arn,
-                          destination=destination, clock=clock, sleep=clock.sleep)
+    runner = StreamRunner(RunnerConfig(settings=settings, streams=streams, handler=handler,
+                                       stream_arn=streams.stream_arn, destination=destination, clock=clock,
+                                       sleep=clock.sleep))
     run_until_idle(runner, clock)
     return {"invocations": len(handler.events), "messages": destination.messages}
 
@@ -214,10 +222,11 @@ def test_report_batch_item_failures_sends_only_the_failing_record():
                                       if r["dynamodb"]["NewImage"]["should_fail"]["BOOL"]]}
 
     handler, destination = RecordingHandler(report_should_fail), MemoryDestination()
-    runner = StreamRunner(settings=EsmSettings(batch_size=3, starting_position="TRIM_HORIZON", max_retry_attempts=3,
-                                               report_batch_item_failures=True),
-                          streams=streams, handler=handler, stream_arn=streams.stream_arn, destination=destination,
-                          clock=clock, sleep=clock.sleep)
+    settings = EsmSettings(batch_size=3, starting_position="TRIM_HORIZON", max_retry_attempts=3,
+                           report_batch_item_failures=True)
+    runner = StreamRunner(RunnerConfig(settings=settings, streams=streams, handler=handler,
+                                       stream_arn=streams.stream_arn, destination=destination, clock=clock,
+                                       sleep=clock.sleep))
     run_until_idle(runner, clock)
 
     delivered = {r["dynamodb"]["Keys"]["my_partition_key"]["S"] for e in handler.events for r in e["Records"]}
@@ -258,10 +267,10 @@ def test_s3_on_failure_destination_object_and_key():
         streams = FakeStreams(clock, view_type="NEW_IMAGE")
         streams.add_shard()
         streams.put({"my_partition_key": {"S": "hello world"}}, new={"my_partition_key": {"S": "hello world"}})
-        runner = StreamRunner(settings=replace(RECORDED_MAPPING, max_retry_attempts=1), streams=streams,
-                              handler=RecordingHandler(unhandled), stream_arn=streams.stream_arn,
-                              destination=S3FailureDestination(s3, bucket="failed-batches", mapping_uuid="uuid-2"),
-                              clock=clock, sleep=clock.sleep)
+        destination = S3FailureDestination(s3, bucket="failed-batches", mapping_uuid="uuid-2")
+        runner = StreamRunner(RunnerConfig(settings=replace(RECORDED_MAPPING, max_retry_attempts=1), streams=streams,
+                                           handler=RecordingHandler(unhandled), stream_arn=streams.stream_arn,
+                                           destination=destination, clock=clock, sleep=clock.sleep))
         run_until_idle(runner, clock)
         [listed] = s3.list_objects_v2(Bucket="failed-batches")["Contents"]
         body = json.loads(s3.get_object(Bucket="failed-batches", Key=listed["Key"])["Body"].read())

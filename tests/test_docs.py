@@ -48,8 +48,8 @@ def test_every_fact_has_a_source() -> None:
 
 def test_each_fact_file_uses_its_own_prefix() -> None:
     prefixes = {"api-gateway.md": "APIGW", "lambda-esm.md": "ESM", "dynamodb.md": "DDB", "chalice.md": "CHALICE",
-                "iam.md": "IAM", "local-backends.md": "LOCAL", "cloudformation.md": "CFN",
-                "lambda.md": "LAMBDA", "cloudwatch.md": "CW"}
+                "iam.md": "IAM", "local-backends.md": "LOCAL", "cloudformation.md": "CFN", "lambda.md": "LAMBDA",
+                "cloudwatch.md": "CW", "pricing.md": "PRICE"}
     wrong = [(fact_id, path.name) for fact_id, (path, _) in facts().items()
              if prefixes.get(path.name) != fact_id.split("-")[0]]
     assert wrong == []

@@ -151,6 +151,8 @@ def test_the_stream_mapping_retries_partially_bisects_and_gives_up_into_the_buck
     assert 60 <= properties["MaximumRecordAgeInSeconds"] <= 604800
     assert properties["StartingPosition"] == "TRIM_HORIZON"
     assert properties["BatchSize"] == 100
+    by_stage = yaml.safe_load((ROOT / "infra" / "template.yaml").read_text())["Mappings"]["StreamMappingByStage"]
+    assert properties["ParallelizationFactor"] == by_stage[packaged["stage"]]["ParallelizationFactor"]
     # SAM drops its Type (docs: CHALICE-7): only the bucket reaches the mapping.
     assert properties["DestinationConfig"] == {
         "OnFailure": {"Destination": {"Fn::GetAtt": ["ProcessorFailureBucket", "Arn"]}}}

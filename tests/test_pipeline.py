@@ -100,4 +100,6 @@ def test_many_requests_in_one_pass(requests):
         ids = [pipeline.put({"n": n}).json_body["id"] for n in range(requests)]
         counters = pipeline.process()
         assert {pipeline.get(i).json_body["status"] for i in ids} == {"SUCCEEDED"}
-        assert counters["invocations"] == 1  # one batch of 100
+        # One batch per lane: the stage's ParallelizationFactor splits the shard's 100 records by item key.
+        assert counters["invocations"] == pipeline.runner.settings.parallelization_factor
+        assert counters["records_delivered"] == requests

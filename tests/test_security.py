@@ -50,6 +50,9 @@ def _keyed_project(work: Path) -> Path:
     settings = json.loads((project / ".chalice" / "config.json").read_text())
     settings["stages"]["keyed"] = {"api_gateway_stage": "api", "environment_variables": {"AUTH_MODE": "api_key"}}
     (project / ".chalice" / "config.json").write_text(json.dumps(settings, indent=2))
+    template = project / "infra" / "template.yaml"  # every stage lists its stream mapping settings
+    listed = "  StreamMappingByStage:\n"
+    template.write_text(template.read_text().replace(listed, listed + "    keyed: {ParallelizationFactor: 1}\n"))
     return project
 
 

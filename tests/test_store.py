@@ -1,22 +1,20 @@
 """The storage boundary: botocore errors mapped completely, batch reads that survive throttling."""
 from __future__ import annotations
 
+import enum
+import json
+from decimal import Decimal
 from typing import Any, Dict, List
 
 import botocore.session
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError, ReadTimeoutError
+from hypothesis import given, settings, strategies as st
 
+from chalicelib.attributes import from_attribute, to_attribute
 from chalicelib.errors import ConditionFailed, ItemTooLarge, StoreMisconfigured, StoreUnavailable
-from chalicelib.store import (
-    ERROR_CLASSES,
-    STATEMENT_ERROR_CLASSES,
-    RequestStore,
-    from_attribute,
-    map_error,
-    statement_error,
-    to_attribute,
-)
+from chalicelib.store import ERROR_CLASSES, STATEMENT_ERROR_CLASSES, RequestStore, map_error, statement_error
 from devserver.testing import fakes
 from devserver.testing.events import pending_item
 from tests.conftest import TABLE
@@ -139,3 +137,35 @@ def test_status_reads_are_consistent_and_chunked_by_one_hundred(dynamodb):
 @pytest.mark.parametrize("value", [{"a": 1, "b": [1.5, "x", None, True], "c": {"d": -2}}, [], "text", 0])
 def test_values_round_trip_through_typed_attributes(value):
     assert from_attribute(to_attribute(value)) == value
+
+
+def json_round_trip_attribute(value: Any) -> Dict[str, Any]:
+    """What to_attribute made for every value before its direct conversion: JSON, then TypeSerializer."""
+    return dict(TypeSerializer().serialize(json.loads(json.dumps(value), parse_float=Decimal)))
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children), max_leaves=30)
+odd_values = st.recursive(
+    json_values | st.sampled_from([Level.LOW, 10 ** 40, -0.0, 1e300, 5e-324, float("nan"), float("inf")])
+    | st.tuples(st.integers()),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.one_of(st.text(max_size=3), st.integers(), st.booleans(), st.none()), children, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(json_values, odd_values))
+def test_typed_attributes_are_what_the_json_round_trip_made(value):
+    try:
+        expected: Any = json_round_trip_attribute(value)
+    except Exception as exc:  # noqa: BLE001 - the same error must come out
+        with pytest.raises(type(exc)):
+            to_attribute(value)
+        return
+    assert to_attribute(value) == expected

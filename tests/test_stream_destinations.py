@@ -23,6 +23,7 @@ from devserver.stream import (
     EsmSettings,
     MemoryCheckpointStore,
     OnFailure,
+    RunnerConfig,
     S3FailureDestination,
     SnsFailureDestination,
     SqsFailureDestination,
@@ -53,10 +54,10 @@ def give_up_on_two_records(destination: Any) -> FakeStreams:
     streams.add_shard()
     for key in ("a", "b"):
         streams.put({"id": {"S": key}}, new=item(key))
-    runner = StreamRunner(settings=SETTINGS, streams=streams, handler=RecordingHandler(lambda records: 1 / 0),
-                          stream_arn=streams.stream_arn, checkpoints=MemoryCheckpointStore(),
-                          destination=destination, function_name="storefirst-dev-process", clock=clock,
-                          sleep=clock.sleep)
+    runner = StreamRunner(RunnerConfig(settings=SETTINGS, streams=streams,
+                                       handler=RecordingHandler(lambda records: 1 / 0), stream_arn=streams.stream_arn,
+                                       checkpoints=MemoryCheckpointStore(), destination=destination,
+                                       function_name="storefirst-dev-process", clock=clock, sleep=clock.sleep))
     run_until_idle(runner, clock)
     return streams
 

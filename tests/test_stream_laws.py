@@ -5,7 +5,14 @@ from typing import Any, Dict, List
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from devserver.stream import EsmSettings, FilterPattern, MemoryCheckpointStore, MemoryDestination, StreamRunner
+from devserver.stream import (
+    EsmSettings,
+    FilterPattern,
+    MemoryCheckpointStore,
+    MemoryDestination,
+    RunnerConfig,
+    StreamRunner,
+)
 from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
 
 PENDING_INSERTS = FilterPattern.parse(
@@ -29,10 +36,11 @@ def test_reported_failures_set_the_checkpoint_to_before_the_lowest(numbers: List
     failed = data.draw(st.lists(st.sampled_from(seqs), min_size=1, unique=True), label="failed")
     handler = RecordingHandler(lambda records: {"batchItemFailures": [{"itemIdentifier": s} for s in failed]})
     checkpoints = MemoryCheckpointStore()
-    runner = StreamRunner(settings=EsmSettings(batch_size=len(seqs), starting_position="TRIM_HORIZON",
-                                               report_batch_item_failures=True, max_retry_attempts=1),
-                          streams=streams, handler=handler, stream_arn=streams.stream_arn,
-                          checkpoints=checkpoints, destination=MemoryDestination(), clock=clock, sleep=clock.sleep)
+    settings = EsmSettings(batch_size=len(seqs), starting_position="TRIM_HORIZON", report_batch_item_failures=True,
+                           max_retry_attempts=1)
+    runner = StreamRunner(RunnerConfig(settings=settings, streams=streams, handler=handler,
+                                       stream_arn=streams.stream_arn, checkpoints=checkpoints,
+                                       destination=MemoryDestination(), clock=clock, sleep=clock.sleep))
     runner.poll_once()
     runner.poll_once()
     lowest = seqs.index(min(failed, key=int))
@@ -58,11 +66,10 @@ def test_failure_free_run_delivers_or_filters_every_record_exactly_once(
     children = [streams.add_shard(parent=parent), streams.add_shard(parent=parent)]
     expected: Dict[str, List[str]] = {}
     handler = RecordingHandler()
-    runner = StreamRunner(settings=EsmSettings(batch_size=batch_size, batching_window_s=window,
-                                               starting_position="TRIM_HORIZON",
-                                               filters=(PENDING_INSERTS,) if with_filter else ()),
-                          streams=streams, handler=handler, stream_arn=streams.stream_arn, clock=clock,
-                          sleep=clock.sleep)
+    settings = EsmSettings(batch_size=batch_size, batching_window_s=window, starting_position="TRIM_HORIZON",
+                           filters=(PENDING_INSERTS,) if with_filter else ())
+    runner = StreamRunner(RunnerConfig(settings=settings, streams=streams, handler=handler,
+                                       stream_arn=streams.stream_arn, clock=clock, sleep=clock.sleep))
     shard_of = {}
     for n, (target, status, is_update) in enumerate(writes):
         if n == split_at:

@@ -9,7 +9,14 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
-from devserver.stream import EsmSettings, FilterPattern, MemoryCheckpointStore, MemoryDestination, StreamRunner
+from devserver.stream import (
+    EsmSettings,
+    FilterPattern,
+    MemoryCheckpointStore,
+    MemoryDestination,
+    RunnerConfig,
+    StreamRunner,
+)
 from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
 
 BASE = EsmSettings(batch_size=10, starting_position="TRIM_HORIZON", report_batch_item_failures=True,
@@ -48,9 +55,10 @@ def rig(respond: Optional[Callable[[List[Dict[str, Any]]], Any]] = None, *, dest
     handler = RecordingHandler(respond)
     destination = destination or MemoryDestination()
     checkpoints = MemoryCheckpointStore()
-    runner = StreamRunner(settings=replace(BASE, **settings), streams=streams, handler=handler,
-                          stream_arn=streams.stream_arn, checkpoints=checkpoints, destination=destination,
-                          clock=clock, sleep=clock.sleep, **(runner_options or {}))
+    runner = StreamRunner(RunnerConfig(settings=replace(BASE, **settings), streams=streams, handler=handler,
+                                       stream_arn=streams.stream_arn, checkpoints=checkpoints,
+                                       destination=destination, clock=clock, sleep=clock.sleep,
+                                       **(runner_options or {})))
     return Rig(clock, streams, shard, handler, destination, checkpoints, runner)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any, Dict
 
@@ -18,6 +19,7 @@ from devserver.stream.settings import (
     SettingsError,
     cfn_name,
     decorator_values,
+    for_stage,
     parse_settings,
     settings_from_template,
 )
@@ -92,6 +94,8 @@ def test_cfn_names_follow_chalice() -> None:
     ({"MaximumRecordAgeInSeconds": 0}, "MaximumRecordAgeInSeconds"),
     ({"MaximumRecordAgeInSeconds": 604_801}, "MaximumRecordAgeInSeconds"),
     ({"MaximumRetryAttempts": 10_001}, "MaximumRetryAttempts"),
+    ({"ParallelizationFactor": 0}, "ParallelizationFactor"),
+    ({"ParallelizationFactor": 11}, "ParallelizationFactor"),
     ({"MaximumRetryAttempts": -2}, "MaximumRetryAttempts"),
     ({"MaximumRetryAttempts": True}, "MaximumRetryAttempts"),
     ({"BatchSize": 0}, "BatchSize"),
@@ -130,6 +134,9 @@ def test_values_aws_would_reject(props: Dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize("props, field, expected", [
     ({"MaximumRecordAgeInSeconds": -1}, "max_record_age_s", -1),
     ({"MaximumRecordAgeInSeconds": 60}, "max_record_age_s", 60),
+    ({"ParallelizationFactor": None}, "parallelization_factor", 1),
+    ({"ParallelizationFactor": 10}, "parallelization_factor", 10),
+    ({"ParallelizationFactor": "4"}, "parallelization_factor", 4),
     ({"MaximumRetryAttempts": -1}, "max_retry_attempts", -1),
     ({"MaximumRetryAttempts": "3"}, "max_retry_attempts", 3),  # CloudFormation coerces numeric strings
     ({"FunctionResponseTypes": None}, "report_batch_item_failures", False),
@@ -164,3 +171,41 @@ def test_a_bucket_in_the_template_is_an_s3_destination() -> None:
     template["Resources"]["FailedBatches"] = {"Type": "AWS::S3::Bucket"}
 
     assert parse_settings(template, DECORATOR).on_failure == OnFailure("S3", "FailedBatches", logical=True)
+
+
+# --- per-stage mapping settings (infra/template.yaml's Mappings.StreamMappingByStage) ---------------
+
+def test_each_stage_deploys_and_runs_locally_with_the_same_parallelization_factor() -> None:
+    import app
+    from devserver.stream import build_runner
+    from infra.merge_stage import stage_template
+
+    stages = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+    by_stage = TEMPLATE["Mappings"]["StreamMappingByStage"]
+    assert set(stages) <= set(by_stage)
+    for stage in stages:
+        _, merged = stage_template(stage)  # what make package merges and the chalice deploy hook applies
+        deployed = merged["Resources"]["Process"]["Properties"]["Events"]["ProcessDynamodbEventSource"]["Properties"]
+        runner = build_runner(template_path=ROOT / "infra" / "template.yaml", app=app.app, table_name="t",
+                              region="eu-central-1", dynamodb_endpoint=None, sqs_endpoint=None, queue_name=None,
+                              checkpoint_path=None, handler=lambda event, context: None, stage=stage)
+        expected = by_stage[stage]["ParallelizationFactor"]
+        assert deployed["ParallelizationFactor"] == runner.settings.parallelization_factor == expected
+        assert "Mappings" not in merged  # CloudFormation never sees the per-stage section
+
+
+def test_a_stage_without_settings_is_refused_with_the_fix() -> None:
+    with pytest.raises(SettingsError, match="stage 'staging' has no entry in Mappings.StreamMappingByStage"):
+        for_stage(TEMPLATE, "staging")
+
+
+def test_the_stages_settings_reach_only_stream_mappings_and_leave_the_template_as_it_was() -> None:
+    template = copy.deepcopy(TEMPLATE)
+    template["Mappings"]["StreamMappingByStage"]["dev"] = {"ParallelizationFactor": 7, "BatchSize": 50}
+
+    settings = parse_settings(for_stage(template, "dev"), DECORATOR)
+
+    assert (settings.parallelization_factor, settings.batch_size) == (7, 50)
+    queue = for_stage(template, "dev")["Resources"]["HandleFailures"]["Properties"]["Events"]
+    assert "ParallelizationFactor" not in queue["HandleFailuresSqsEventSource"]["Properties"]
+    assert template["Mappings"]["StreamMappingByStage"]["dev"]["ParallelizationFactor"] == 7

@@ -10,7 +10,14 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from devserver.stream import EsmSettings, FileCheckpointStore, MemoryCheckpointStore, MemoryDestination, StreamRunner
+from devserver.stream import (
+    EsmSettings,
+    FileCheckpointStore,
+    MemoryCheckpointStore,
+    MemoryDestination,
+    RunnerConfig,
+    StreamRunner,
+)
 from devserver.stream.checkpoint import SHARD_END
 from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
 
@@ -20,10 +27,10 @@ SETTINGS = EsmSettings(batch_size=10, starting_position="TRIM_HORIZON", report_b
 
 def make_runner(streams: FakeStreams, clock: FakeClock, handler: RecordingHandler, checkpoints: Any = None,
                 settings: EsmSettings = SETTINGS, stream_arn: Any = None) -> StreamRunner:
-    return StreamRunner(settings=settings, streams=streams, handler=handler,
-                        stream_arn=stream_arn or streams.stream_arn,
-                        checkpoints=checkpoints if checkpoints is not None else MemoryCheckpointStore(),
-                        destination=MemoryDestination(), clock=clock, sleep=clock.sleep)
+    return StreamRunner(RunnerConfig(settings=settings, streams=streams, handler=handler,
+                                     stream_arn=stream_arn or streams.stream_arn,
+                                     checkpoints=checkpoints if checkpoints is not None else MemoryCheckpointStore(),
+                                     destination=MemoryDestination(), clock=clock, sleep=clock.sleep))
 
 
 def put(streams: FakeStreams, n: int, shard: Optional[str] = None, prefix: str = "r") -> List[str]:
@@ -273,7 +280,8 @@ def test_stop_returns_within_two_seconds_with_the_real_clock() -> None:
     streams.add_shard()
     handler = RecordingHandler()
     release = threading.Event()
-    runner = StreamRunner(settings=SETTINGS, streams=streams, handler=handler, stream_arn=streams.stream_arn)
+    runner = StreamRunner(RunnerConfig(settings=SETTINGS, streams=streams, handler=handler,
+                                       stream_arn=streams.stream_arn))
     thread = runner.start()
     streams.put({"id": {"S": "a"}}, new=item("a"))
     deadline = time.monotonic() + 2

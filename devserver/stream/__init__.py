@@ -17,12 +17,13 @@ from .filters import FilterPattern, PatternError, matches_any
 from .invoke import parse_batch_response
 from .records import to_lambda_record
 from .runner import StreamRunner
+from .runner_config import RunnerConfig
 from .settings import EsmSettings, OnFailure, SettingsError, decorator_values, parse_settings, settings_from_template
 
 __all__ = [
     "EsmSettings", "FileCheckpointStore", "FilterPattern", "MemoryCheckpointStore", "MemoryDestination", "OnFailure",
-    "PatternError", "S3FailureDestination", "SettingsError", "SnsFailureDestination", "SqsFailureDestination",
-    "StreamRunner", "build_runner", "decorator_values",
+    "PatternError", "RunnerConfig", "S3FailureDestination", "SettingsError", "SnsFailureDestination",
+    "SqsFailureDestination", "StreamRunner", "build_runner", "decorator_values",
     "failure_record", "matches_any", "parse_batch_response", "parse_settings",
     "settings_from_template", "table_stream_arn", "to_lambda_record",
 ]

@@ -24,7 +24,8 @@ from .destinations import (
 )
 from .invoke import Handler
 from .runner import StreamRunner
-from .settings import OnFailure, settings_from_template
+from .runner_config import RunnerConfig
+from .settings import OnFailure, for_stage, settings_from_template
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,9 @@ def build_runner(
     reached at `sqs_endpoint` (moto serves SQS, SNS and S3 on one port) under its local name:
     `queue_name`, `topic_name` or `bucket_name` by its kind, or the name in its ARN. `queue_name`
     None means no destination: a configured OnFailure is then reported and its records only logged.
-    `runner_options` go to StreamRunner (backoff, sleep...).
+    `runner_options` are RunnerConfig's other fields (executor, sleep, backoff...).
     """
-    template = yaml.safe_load(Path(template_path).read_text(encoding="utf-8"))
+    template = for_stage(yaml.safe_load(Path(template_path).read_text(encoding="utf-8")), stage)
     settings = settings_from_template(template, app, function_name)
     ttl = ttl_attribute(template)
     if ttl is not None:
@@ -85,12 +86,12 @@ def build_runner(
     elif settings.on_failure:
         log.warning("the template sends failed batches to %s, but no local destination was given; "
                     "they will only be logged", settings.on_failure)
-    return StreamRunner(
+    return StreamRunner(RunnerConfig(
         settings=settings, streams=streams, handler=handler, stream_arn=table_stream_arn(dynamodb, table_name),
         region=region, destination=destination,
         checkpoints=FileCheckpointStore(checkpoint_path) if checkpoint_path is not None else MemoryCheckpointStore(),
         function_name=deployed_name, clock=clock, **runner_options,
-    )
+    ))
 
 
 def failure_destination(on_failure: OnFailure, session: boto3.session.Session, endpoint: Optional[str], *,

@@ -5,12 +5,14 @@ import json
 import logging
 import time
 import uuid
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Dict[str, Any], Any], Any]
+T = TypeVar("T")
 
 SUCCESS = "success"
 FUNCTION_ERROR = "function_error"  # exception or unserialisable result: functionError "Unhandled"
@@ -105,3 +107,16 @@ def parse_batch_response(response: Any, delivered: Sequence[str]) -> Outcome:
 def _short(value: Any) -> str:
     text = json.dumps(value)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+class InlineExecutor(Executor):
+    """Runs each call at submit, in the caller's thread: the runner's invocations one after another,
+    in a deterministic order (step-by-step tests, the in-process pipeline). The returned future is done."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> "Future[T]":
+        future: "Future[T]" = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # handed to whoever reads the future, as a pool would
+            future.set_exception(exc)
+        return future

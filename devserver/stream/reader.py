@@ -1,7 +1,9 @@
-"""Reading a DynamoDB stream for the runner: shard discovery and lineage, iterators, recovery (esm §5, §7).
+"""Reading one DynamoDB stream for the runner: the stream's shards and their lineage, iterators,
+recovery from expired or trimmed positions, filtering, and the durable checkpoint (docs: DDB-4, DDB-5).
 
-A mixin of StreamRunner, split out to keep each module readable; it uses the runner's state
-(declared below) and its commit/count/backoff helpers.
+The runner holds one ShardReader. The reader owns the shards' read side (what was read, where to
+read next, what is committed); the runner owns invoking and retrying. Both run in the runner's
+polling thread.
 """
 from __future__ import annotations
 
@@ -12,57 +14,84 @@ from typing import Any, Callable, Dict, List, Optional, Set
 from botocore.exceptions import ClientError
 
 from .batching import Entry, ShardState, record_size
-from .checkpoint import SHARD_END, TRIM_HORIZON, CheckpointStore, discard_stale_streams
+from .checkpoint import SHARD_END, TRIM_HORIZON, discard_stale_streams
 from .filters import matches_any
 from .records import creation_seconds, is_noop_modify, sequence_number, to_lambda_record
-from .settings import EsmSettings
+from .runner_config import Counters, RunnerConfig
 
 log = logging.getLogger(__name__)
 
 
-class StreamReading:
-    settings: EsmSettings
-    _streams: Any
-    _resolve_arn: Callable[[], str]
-    _arn: Optional[str]
-    _region: Optional[str]
-    _checkpoints: CheckpointStore
-    _clock: Callable[[], float]
-    _stop: threading.Event
-    _lock: threading.Lock
-    _shards: Dict[str, ShardState]
-    _shard_status: Dict[str, Dict[str, Any]]
-    _listed: Set[str]
-    _limit: int
-    _drop_noop: bool
-    _normalize: Callable[[Dict[str, Any]], Dict[str, Any]]
-    _ready: bool
-    _init_failures: int
-    _not_before: float
-    _next_discovery: float
-    _rediscover_s: float
-    _backoff_cap: float
+class ShardReader:
+    """The read side of one stream mapping: discovers shards, reads them in order, filters, commits."""
 
-    # Provided by StreamRunner.
-    def _count(self, name: str, n: int = 1) -> None:
-        raise NotImplementedError
+    def __init__(self, config: RunnerConfig, counters: Counters, stop: threading.Event,
+                 on_stream_gone: Callable[[], None] = lambda: None) -> None:
+        self._config = config
+        self.settings = config.settings
+        self._streams = config.streams
+        stream_arn = config.stream_arn
+        self._resolve_arn: Callable[[], str] = stream_arn if callable(stream_arn) else (lambda: stream_arn)
+        self._region = config.region
+        self._checkpoints = config.checkpoints
+        self._clock = config.clock
+        self._counters = counters
+        self._stop = stop
+        self._on_stream_gone = on_stream_gone
+        self.arn: Optional[str] = None
+        self.shards: Dict[str, ShardState] = {}
+        self.ready = False
+        self._listed: Set[str] = set()
+        self._init_failures = 0
+        self.not_before = 0.0  # the stream could not be found or described: wait until then
+        self._next_discovery = 0.0
 
-    def _commit(self, shard: ShardState) -> None:
-        raise NotImplementedError
+    # --- the stream ------------------------------------------------------------------------
 
-    def _save(self, shard: ShardState, value: str) -> None:
-        raise NotImplementedError
+    def ensure_ready(self) -> bool:
+        """Find the stream and its shards (again after it was recreated), and rediscover shards
+        periodically; False when there is nothing to read from yet."""
+        if self._clock() < self.not_before:
+            return False
+        if not self.ready and not self._initialise():
+            return False
+        if self._clock() >= self._next_discovery and not self._discover_safely():
+            return False
+        return True
 
-    def _backoff(self, attempt: int) -> float:
-        raise NotImplementedError
+    def parent_done(self, shard: ShardState) -> bool:
+        parent = self.shards.get(shard.parent_id or "")
+        return parent is None or parent.done  # an unknown parent was trimmed away long ago (esm §5)
+
+    def finish(self, shard: ShardState) -> None:
+        """The closed shard is read and handled to its end: SHARD_END, and look for its children now."""
+        self.save(shard, SHARD_END)
+        shard.done = True
+        self._next_discovery = 0.0
+        log.info("shard %s finished; its children may start", shard.shard_id)
+
+    # --- the checkpoint ---------------------------------------------------------------------
+
+    def commit(self, shard: ShardState) -> None:
+        """Move the checkpoint over the shard's handled prefix, if it grew."""
+        last = shard.committable()
+        if last is not None:
+            self.save(shard, last)
+
+    def save(self, shard: ShardState, value: str) -> None:
+        if self.shards.get(shard.shard_id) is not shard:
+            return  # a shard of a stream that is gone (its batch finished after the table was recreated)
+        shard.checkpoint = value
+        self._checkpoints.put(self.arn or "", shard.shard_id, value)
 
     # --- reading (esm §5) -----------------------------------------------------------------
 
-    def _read(self, shard: ShardState) -> bool:
+    def read(self, shard: ShardState) -> bool:
+        """One GetRecords on the shard; True if it returned records."""
         if shard.iterator is None and not self._open_iterator(shard):
             return False
         try:
-            resp = self._streams.get_records(ShardIterator=shard.iterator, Limit=self._limit)
+            resp = self._streams.get_records(ShardIterator=shard.iterator, Limit=self._config.records_per_read)
         except Exception as exc:
             return self._read_failed(shard, exc)
         shard.read_errors = 0
@@ -73,21 +102,21 @@ class StreamReading:
             seq = sequence_number(raw)
             if shard.position_num is not None and int(seq) <= shard.position_num:
                 continue  # already read before a recovery re-opened the shard at TRIM_HORIZON
-            self._count("records_read")
-            record = self._normalize(to_lambda_record(raw, region=self._region or "", stream_arn=self._arn or ""))
+            self._counters.add("records_read")
+            record = self._config.normalize(to_lambda_record(raw, region=self._region or "", stream_arn=self.arn or ""))
             deliver: Optional[Dict[str, Any]] = record
-            if self._drop_noop and is_noop_modify(raw):
+            if self._config.drop_noop_modify and is_noop_modify(raw):
                 deliver = None  # AWS would not have written this record at all (esm §1, §7)
-                self._count("records_skipped_noop")
+                self._counters.add("records_skipped_noop")
             elif not matches_any(self.settings.filters, record):  # filtered on the full record (esm §9)
                 deliver = None  # filtered out: consumed, never retried (esm §4)
-                self._count("records_filtered_out")
-            shard.uncommitted.append(Entry(seq, int(seq), deliver, creation_seconds(raw), now,
-                                           size=record_size(deliver) if deliver else 0))
+                self._counters.add("records_filtered_out")
+            shard.add(Entry(seq, int(seq), deliver, creation_seconds(raw), now,
+                            size=record_size(deliver) if deliver else 0))
             shard.position = seq
             shard.last_read_created = creation_seconds(raw)
         shard.caught_up = not raws
-        self._commit(shard)  # a filtered-out prefix is consumed right away
+        self.commit(shard)  # a filtered-out prefix is consumed right away
         if shard.iterator is None:
             self._shard_end_signal(shard)
         return bool(raws)
@@ -96,7 +125,7 @@ class StreamReading:
         after = shard.position or (shard.checkpoint if shard.checkpoint not in (None, TRIM_HORIZON) else None)
         if shard.reopen_at_trim_horizon:
             after, shard.reopen_at_trim_horizon = None, False
-        args: Dict[str, Any] = {"StreamArn": self._arn, "ShardId": shard.shard_id}
+        args: Dict[str, Any] = {"StreamArn": self.arn, "ShardId": shard.shard_id}
         args.update({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after} if after
                     else {"ShardIteratorType": "TRIM_HORIZON"})
         try:
@@ -114,7 +143,7 @@ class StreamReading:
     def _read_failed(self, shard: ShardState, exc: Exception) -> bool:
         code = _code(exc)
         shard.iterator = None
-        self._count("read_errors")
+        self._counters.add("read_errors")
         if code == "ExpiredIteratorException":  # iterators live 15 minutes (esm §5)
             log.info("shard %s: iterator expired; reopening after %s", shard.shard_id, shard.position)
             return True
@@ -123,7 +152,7 @@ class StreamReading:
             shard.reopen_at_trim_horizon = True
             return True
         shard.read_errors += 1
-        shard.not_before = self._clock() + self._backoff(shard.read_errors)
+        shard.not_before = self._clock() + self._config.backoff(shard.read_errors)
         if code == "ResourceNotFoundException":
             # Includes DynamoDB Local's "Invalid ShardId in ShardIterator" (esm §7): reopen, re-discover.
             log.warning("shard %s: %s; re-discovering shards", shard.shard_id, exc)
@@ -149,13 +178,13 @@ class StreamReading:
     def _initialise(self) -> bool:
         try:
             arn = self._resolve_arn()
-            self._arn = arn
+            self.arn = arn
             self._region = self._region or arn.split(":")[3]
             discard_stale_streams(self._checkpoints, arn)
             self._discover()
         except Exception as exc:
             self._init_failures += 1
-            self._not_before = self._clock() + self._backoff(self._init_failures)
+            self.not_before = self._clock() + self._config.backoff(self._init_failures)
             log.warning("stream not available yet (%s); retrying", exc)
             return False
         self._init_failures = 0
@@ -164,19 +193,19 @@ class StreamReading:
             self._checkpoints.forget(arn, sid)
         if not self._checkpoints.has_stream(arn) and self.settings.starting_position == "LATEST":
             try:
-                tips = {sid: self._latest_tip(shard) for sid, shard in self._shards.items()}
+                tips = {sid: self._latest_tip(shard) for sid, shard in self.shards.items()}
             except Exception as exc:
-                self._not_before = self._clock() + self._backoff_cap
+                self.not_before = self._clock() + self._config.backoff_cap_s
                 log.warning("could not find the LATEST position (%s); retrying", exc)
                 return False
             for sid, tip in tips.items():  # saved together, so a failure above leaves the stream fresh
-                self._save(self._shards[sid], tip)
-                self._shards[sid].done = tip == SHARD_END
-                self._shards[sid].position = tip if tip not in (SHARD_END, TRIM_HORIZON) else None
+                self.save(self.shards[sid], tip)
+                self.shards[sid].done = tip == SHARD_END
+                self.shards[sid].position = tip if tip not in (SHARD_END, TRIM_HORIZON) else None
         self._checkpoints.mark_stream(arn)  # from now on, a shard without a checkpoint is read whole
-        self._ready = True
-        log.info("reading stream %s (%d shards) from %s", arn, len(self._shards),
-                 "checkpoints" if any(s.checkpoint for s in self._shards.values()) else self.settings.starting_position)
+        self.ready = True
+        log.info("reading stream %s (%d shards) from %s", arn, len(self.shards),
+                 "checkpoints" if any(s.checkpoint for s in self.shards.values()) else self.settings.starting_position)
         return True
 
     def _latest_tip(self, shard: ShardState) -> str:
@@ -185,7 +214,7 @@ class StreamReading:
         TRIM_HORIZON: everything that arrives in it later is after our start."""
         if shard.closed:
             return SHARD_END
-        it = self._streams.get_shard_iterator(StreamArn=self._arn, ShardId=shard.shard_id,
+        it = self._streams.get_shard_iterator(StreamArn=self.arn, ShardId=shard.shard_id,
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         last = None
         while it and not self._stop.is_set():
@@ -201,7 +230,7 @@ class StreamReading:
         found: List[Dict[str, Any]] = []
         start: Optional[str] = None
         while True:
-            args = {"StreamArn": self._arn, **({"ExclusiveStartShardId": start} if start else {})}
+            args = {"StreamArn": self.arn, **({"ExclusiveStartShardId": start} if start else {})}
             desc = self._streams.describe_stream(**args)["StreamDescription"]
             found.extend(desc.get("Shards") or [])
             start = desc.get("LastEvaluatedShardId")
@@ -210,21 +239,21 @@ class StreamReading:
         self._listed = {s["ShardId"] for s in found}
         for s in found:
             closed = "EndingSequenceNumber" in (s.get("SequenceNumberRange") or {})
-            known = self._shards.get(s["ShardId"])
+            known = self.shards.get(s["ShardId"])
             if known is not None:
                 known.closed = closed
                 continue
-            stored = self._checkpoints.get(self._arn or "", s["ShardId"])
+            stored = self._checkpoints.get(self.arn or "", s["ShardId"])
             shard = ShardState(s["ShardId"], s.get("ParentShardId"), closed=closed, checkpoint=stored,
-                               done=stored == SHARD_END)
-            self._shards[shard.shard_id] = shard
+                               done=stored == SHARD_END, lane_count=self.settings.parallelization_factor)
+            self.shards[shard.shard_id] = shard
             log.debug("discovered shard %s (parent %s, checkpoint %s)", shard.shard_id, shard.parent_id, stored)
-        for shard in self._shards.values():
+        for shard in self.shards.values():
             if shard.shard_id not in self._listed and not shard.end_of_shard:
                 # Gone from DescribeStream: trimmed after 24 h (esm §5); nothing is left to read in it.
                 log.info("shard %s is no longer in the stream; finishing it", shard.shard_id)
                 shard.end_of_shard, shard.iterator = True, None
-        self._next_discovery = self._clock() + self._rediscover_s
+        self._next_discovery = self._clock() + self._config.rediscover_s
 
     def _discover_safely(self) -> bool:
         try:
@@ -233,19 +262,14 @@ class StreamReading:
         except Exception as exc:
             if _code(exc) == "ResourceNotFoundException":
                 # The stream is gone (table deleted or recreated): start over with the table's new stream.
-                log.warning("stream %s no longer exists; re-resolving the table's stream", self._arn)
-                self._ready = False
-                self._shards.clear()
-                with self._lock:
-                    self._shard_status.clear()
+                log.warning("stream %s no longer exists; re-resolving the table's stream", self.arn)
+                self.ready = False
+                self.shards.clear()
+                self._on_stream_gone()
             else:
                 log.warning("describe_stream failed (%s); retrying", exc)
-            self._not_before = self._clock() + self._backoff_cap
+            self.not_before = self._clock() + self._config.backoff_cap_s
             return False
-
-    def _parent_done(self, shard: ShardState) -> bool:
-        parent = self._shards.get(shard.parent_id or "")
-        return parent is None or parent.done  # an unknown parent was trimmed away long ago (esm §5)
 
 
 def _code(exc: BaseException) -> str:

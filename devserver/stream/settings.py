@@ -8,9 +8,10 @@ differently on the laptop.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .filters import FilterPattern, PatternError
 
@@ -24,6 +25,8 @@ DEFAULT_FILTER_QUOTA = 5
 # The destinations a DynamoDB stream mapping takes (docs: ESM-7), by ARN service and resource type.
 DESTINATION_KINDS = {"sqs": "SQS", "sns": "SNS", "s3": "S3"}
 RESOURCE_KINDS = {"AWS::SQS::Queue": "SQS", "AWS::SNS::Topic": "SNS", "AWS::S3::Bucket": "S3"}
+# infra/template.yaml's `Mappings` entry of stream mapping properties per Chalice stage.
+BY_STAGE = "StreamMappingByStage"
 
 
 class SettingsError(ValueError):
@@ -53,6 +56,7 @@ class EsmSettings:
     bisect_on_error: bool = False
     max_retry_attempts: int = -1  # -1: until the record expires
     max_record_age_s: int = -1  # -1: no limit besides the stream's 24 h retention
+    parallelization_factor: int = 1  # concurrent batches per shard (docs: ESM-3, ESM-17)
     on_failure: Optional[OnFailure] = None
     filters: Tuple[FilterPattern, ...] = ()
     enabled: bool = True
@@ -128,16 +132,13 @@ def parse_settings(
     max_age = _int(props.get("MaximumRecordAgeInSeconds", -1), "MaximumRecordAgeInSeconds", -1, 604_800)
     if 0 <= max_age < 60:
         raise SettingsError("MaximumRecordAgeInSeconds must be -1 or 60..604800, got %d" % max_age)
+    parallelization = _int(props.get("ParallelizationFactor", 1), "ParallelizationFactor", 1, 10)
     bisect = _bool(props.get("BisectBatchOnFunctionError", False), "BisectBatchOnFunctionError")
     enabled = _bool(props.get("Enabled", True), "Enabled")
     types = props.get("FunctionResponseTypes", [])
     if not isinstance(types, list) or any(t != REPORT_BATCH_ITEM_FAILURES for t in types):
         raise SettingsError("FunctionResponseTypes may only contain %r, got %r"
                             % (REPORT_BATCH_ITEM_FAILURES, types))
-    factor = _int(props.get("ParallelizationFactor", 1), "ParallelizationFactor", 1, 10)
-    if factor > 1:
-        # Per-key order is what AWS promises with a factor > 1 (docs: ESM-9); one lane keeps a stricter order.
-        log.warning("ParallelizationFactor %d: the local runner processes each shard in one lane", factor)
     tumbling = _int(props.get("TumblingWindowInSeconds", 0), "TumblingWindowInSeconds", 0, 900)
     if tumbling:
         raise SettingsError("TumblingWindowInSeconds is not supported by the local stream runner")
@@ -149,11 +150,34 @@ def parse_settings(
         bisect_on_error=bisect,
         max_retry_attempts=retries,
         max_record_age_s=max_age,
+        parallelization_factor=parallelization,
         on_failure=parse_on_failure(props.get("DestinationConfig"), template.get("Resources") or {}),
         filters=parse_filter_criteria(props.get("FilterCriteria")),
         enabled=enabled,
         function_name=decorator.name,
     )
+
+
+def for_stage(template: Mapping[str, Any], stage: str) -> Dict[str, Any]:
+    """The template as `stage` deploys and runs it: the stage's entry of Mappings.StreamMappingByStage
+    set on every stream event source, and that per-stage entry dropped (a new dict). The merge
+    template of `make package`, the chalice deploy hook and the local stack all read it so."""
+    result: Dict[str, Any] = copy.deepcopy(dict(template))
+    mappings = result.get("Mappings") or {}
+    by_stage = mappings.pop(BY_STAGE, None)
+    if not mappings:
+        result.pop("Mappings", None)
+    if by_stage is None:
+        return result
+    if stage not in by_stage:
+        raise SettingsError("stage %r has no entry in Mappings.%s of infra/template.yaml (it lists %s): add one"
+                            % (stage, BY_STAGE, ", ".join(sorted(by_stage))))
+    for resource in (result.get("Resources") or {}).values():
+        for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
+            properties = event.get("Properties") or {}
+            if "Stream" in properties:
+                properties.update(copy.deepcopy(by_stage[stage]))
+    return result
 
 
 def settings_from_template(

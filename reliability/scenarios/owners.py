@@ -32,10 +32,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+from chalicelib.attributes import from_attribute
 from chalicelib.orders import MENU, take_order
 from chalicelib.ownership import item_key, owner_of, public_id, split_key
 from chalicelib.requests_api import encode_cursor
-from chalicelib.store import from_attribute
 from devserver.launcher import LocalStack
 from devserver.testing.api import Api, wait_for
 from reliability.common import settle_and_check
