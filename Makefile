@@ -124,8 +124,8 @@ reliability: $(VENV)/.installed node_modules/.installed
 
 # chalice package merges infra/template.yaml (plus the stage's AUTH_MODE on the PUT route:
 # infra/merge_stage.py) into its SAM template; bytecode is added to its zip (Lambda cannot cache
-# any: infra/precompile.py); SAM is then translated offline and both are linted (spec §7: only
-# the translated template shows ESM mistakes).
+# any: infra/precompile.py); SAM is then translated offline and both are linted (only the
+# translated template shows ESM mistakes, docs: CHALICE-6).
 package: $(VENV)/.installed
 	rm -rf $(PACKAGE_DIR)
 	$(PY) infra/merge_stage.py --stage $(STAGE) build/merge-$(STAGE).yaml

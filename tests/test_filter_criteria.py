@@ -1,6 +1,6 @@
-"""infra/'s FilterCriteria admits exactly the records the processor must see (esm §4): a request
-entering PENDING (new, retried, or re-driven once), never the processor's own write-backs or TTL
-deletes. The processor's own check (records.new_request) must agree with the filters."""
+"""infra/'s FilterCriteria admits exactly the records the processor must see (docs: ESM-12, ESM-13,
+ESM-14): a request entering PENDING (new, retried, or re-driven once), never the processor's own
+write-backs or TTL deletes. The processor's own check (records.new_request) must agree with the filters."""
 from __future__ import annotations
 
 from typing import Any

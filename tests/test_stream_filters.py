@@ -1,4 +1,4 @@
-"""Filter patterns on Lambda-shaped DynamoDB records (esm §4). Each case says whether AWS matches."""
+"""Filter patterns on Lambda-shaped DynamoDB records (docs: ESM-13). Each case says whether AWS matches."""
 from __future__ import annotations
 
 import json
@@ -87,7 +87,7 @@ def test_pattern(pattern: Any, expected: bool) -> None:
 
 
 def test_ttl_deletes_can_be_told_apart_by_user_identity() -> None:
-    # AWS's TTL recipe filters on userIdentity (esm §4, DTTLS)
+    # AWS's TTL recipe filters on userIdentity (docs: ESM-13, DDB-7)
     pattern = {"userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]}}
     assert match(pattern, TTL_REMOVE) and not match(pattern, RECORD)
 
@@ -103,7 +103,7 @@ def test_several_filters_are_ored_and_none_means_everything() -> None:
 def test_the_template_filter_admits_pending_inserts_only() -> None:
     pattern = FilterPattern.parse('{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}')
     assert pattern.matches(RECORD)
-    # the processor's own write-back and TTL deletes must not re-trigger it (esm §4 practical note)
+    # the processor's own write-back and TTL deletes must not re-trigger it (docs: ESM-14)
     write_back = {**RECORD, "eventName": "MODIFY",
                   "dynamodb": {**RECORD["dynamodb"], "NewImage": {"status": {"S": "DONE"}},
                                "OldImage": {"status": {"S": "PENDING"}}}}

@@ -18,7 +18,7 @@ from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, 
 PENDING_INSERTS = FilterPattern.parse(
     '{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}')
 
-# Sorted, distinct sequence numbers of 21 to 40 digits (esm §1): lengths vary inside one batch.
+# Sorted, distinct sequence numbers of 21 to 40 digits (docs: ESM-2): lengths vary inside one batch.
 sequence_numbers = st.lists(st.integers(min_value=10 ** 20, max_value=10 ** 40 - 1), min_size=1, max_size=25,
                             unique=True).map(sorted)
 

@@ -1,4 +1,4 @@
-"""Raw GetRecords output -> the record Lambda delivers (esm §1), including moto's gaps (esm §7)."""
+"""Raw GetRecords output -> the record Lambda delivers (docs: ESM-1, ESM-2), including moto's gaps (docs: LOCAL-1)."""
 from __future__ import annotations
 
 import copy
@@ -49,7 +49,7 @@ def test_moto_record_becomes_aws_shaped() -> None:
     assert image["blob"] == {"B": "Zm9vYmFy"}  # AWS-observed base64 text
     assert image["blobs"] == {"BS": ["AA==", "/w=="]}
     assert image["nested"] == {"M": {"inner": {"B": "eA=="}, "list": {"L": [{"B": "eQ=="}, {"N": "1"}]}}}
-    assert image["n"] == {"N": "19.99"}  # numbers stay strings (esm §1)
+    assert image["n"] == {"N": "19.99"}  # numbers stay strings (docs: ESM-2)
     assert "OldImage" not in ddb and "userIdentity" not in record
     json.dumps(record)  # nothing left that the Lambda event could not carry
 
@@ -89,7 +89,7 @@ def test_creation_time_is_floored_to_whole_seconds() -> None:
 def test_missing_optional_fields() -> None:
     raw = {"eventID": "e", "eventName": "REMOVE", "dynamodb": {"Keys": {"id": {"S": "a"}}, "SequenceNumber": "1" * 21}}
     record = to_lambda_record(raw, region="eu-central-1", stream_arn=ARN)
-    assert "ApproximateCreationDateTime" not in record["dynamodb"]  # optional per the API (esm §1)
+    assert "ApproximateCreationDateTime" not in record["dynamodb"]  # optional per the API (docs: DDB-8)
     assert record["dynamodb"]["SizeBytes"] >= 1
 
 
@@ -100,7 +100,7 @@ def test_already_encoded_binaries_are_left_alone() -> None:
 
 
 def test_noop_modify_is_detected() -> None:
-    # moto writes a MODIFY for a put that changed nothing; AWS writes no record (esm §1, §7)
+    # moto writes a MODIFY for a put that changed nothing; AWS writes no record (docs: DDB-6, LOCAL-110)
     image = {"id": {"S": "a"}, "blob": {"B": b"x"}}
     same = {"eventName": "MODIFY", "dynamodb": {"NewImage": image, "OldImage": copy.deepcopy(image)}}
     changed = {"eventName": "MODIFY", "dynamodb": {"NewImage": image, "OldImage": {"id": {"S": "a"}}}}

@@ -1,5 +1,6 @@
-"""Shards, recovery and restarts (esm §5, §7, §8.2): lineage, closed/expired/trimmed positions,
-durable checkpoints across a kill, stale streams, LATEST, and a prompt stop()."""
+"""Shards, recovery and restarts (docs: DDB-4, DDB-5, DDB-11, ESM-3, LOCAL-2): lineage,
+closed/expired/trimmed positions, durable checkpoints across a kill, stale streams, LATEST, and a
+prompt stop()."""
 from __future__ import annotations
 
 import logging
@@ -119,7 +120,7 @@ def test_shard_rollover_while_running(clock: FakeClock) -> None:
     runner = make_runner(streams, clock, handler)
     first = put(streams, 2, shard=parent)
     run_until_idle(runner, clock)
-    child = streams.add_shard(parent=parent)  # the child appears, then the parent closes (esm §5)
+    child = streams.add_shard(parent=parent)  # the child appears, then the parent closes (docs: DDB-5)
     late_parent = put(streams, 1, shard=parent, prefix="lp")
     child_seqs = put(streams, 2, shard=child, prefix="c")
     streams.close_shard(parent)
@@ -150,7 +151,7 @@ def test_trimmed_checkpoint_resumes_at_trim_horizon(tmp_path: Path, clock: FakeC
     seqs = put(streams, 2)
     run_until_idle(make_runner(streams, clock, RecordingHandler(), FileCheckpointStore(path)), clock)
     seqs += put(streams, 4, prefix="x")
-    streams.trim(shard, 4)  # records 3 and 4 expired before the runner came back (24 h, esm §5)
+    streams.trim(shard, 4)  # records 3 and 4 expired before the runner came back (24 h, docs: DDB-4)
     handler = RecordingHandler()
     with caplog.at_level(logging.WARNING):
         run_until_idle(make_runner(streams, clock, handler, FileCheckpointStore(path)), clock)
@@ -184,7 +185,7 @@ def test_dynamodb_local_invalid_shard_id_is_recovered(clock: FakeClock) -> None:
 
 
 def test_missing_next_iterator_on_an_open_shard_is_not_the_end(clock: FakeClock) -> None:
-    class Quirky(FakeStreams):  # DynamoDB Local sometimes omits NextShardIterator (esm §7)
+    class Quirky(FakeStreams):  # DynamoDB Local sometimes omits NextShardIterator (docs: LOCAL-2)
         dropped = False
 
         def get_records(self, ShardIterator: str, Limit: int = 1000) -> Dict[str, Any]:
@@ -324,7 +325,7 @@ def test_a_shard_that_vanished_is_finished_and_its_child_runs(clock: FakeClock) 
     first = put(streams, 1, shard=parent)
     run_until_idle(runner, clock)
     child = streams.add_shard(parent=parent)
-    streams.remove_shard(parent)  # trimmed out of DescribeStream after 24 h (esm §5)
+    streams.remove_shard(parent)  # trimmed out of DescribeStream after 24 h (docs: DDB-11)
     later = put(streams, 2, shard=child, prefix="c")
     run_until_idle(runner, clock)
     assert handler.delivered == first + later

@@ -2,7 +2,7 @@
 
 Kept free of I/O so the commit rule can be read (and tested) on its own: the checkpoint only ever
 moves over a prefix of the shard in which every record was either handled (success, or given up
-and sent to the failure destination) or consumed without delivery (filtered out, esm §4).
+and sent to the failure destination) or consumed without delivery (filtered out, docs: ESM-14).
 
 With ParallelizationFactor N a shard's deliverable records are split into N lanes by a hash of the
 item's key (docs: ESM-9, ESM-17): each lane is a sequence of its own, read in stream order, with at
@@ -22,12 +22,12 @@ from typing import Any, Deque, Dict, List, Optional
 @dataclass
 class Entry:
     seq: str
-    num: int  # the sequence number as an integer: they vary in length, never compare text (esm §1)
+    num: int  # the sequence number as an integer: they vary in length, never compare text (docs: ESM-2)
     record: Optional[Dict[str, Any]]  # None: consumed without delivery (filtered out / no-op MODIFY)
     created: Optional[float]  # ApproximateCreationDateTime, whole seconds
     read_at: float
     done: bool = False
-    size: int = 0  # JSON size, for the 6 MB invoke payload limit (esm §2)
+    size: int = 0  # JSON size, for the 6 MB invoke payload limit (docs: ESM-11)
     lane: int = 0
 
 
@@ -36,7 +36,7 @@ class Batch:
     entries: List[Entry]
     attempts: int = 0  # failed attempts counted against MaximumRetryAttempts
     invocations: int = 0  # invocations that carried these records (approximateInvokeCount)
-    function_error: Optional[str] = None  # of the last failure: "Unhandled" or None (esm §2)
+    function_error: Optional[str] = None  # of the last failure: "Unhandled" or None (docs: ESM-8)
     not_before: float = 0.0  # retry backoff
     give_up: Optional[str] = None  # condition of a failure record not yet sent
 
@@ -64,7 +64,7 @@ class Lane:
 
     def batch_due(self, now: float, batch_size: int, window_s: float, max_payload: int, end_of_shard: bool) -> bool:
         """Invoke when the batch is full, the payload cap is reached, the window elapsed (0: as soon
-        as records exist) or the shard ended (esm §2)."""
+        as records exist) or the shard ended (docs: ESM-11)."""
         if not self.queued:
             return False
         if len(self.queued) >= batch_size or end_of_shard or window_s <= 0:

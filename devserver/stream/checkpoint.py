@@ -1,6 +1,6 @@
 """Durable per-shard checkpoints: the last fully consumed sequence number of each shard.
 
-Lambda keeps the mapping's position across disable/enable (esm §2 `Enabled`); the local runner keeps
+Lambda keeps the mapping's position across disable/enable (docs: ESM-3); the local runner keeps
 it across restarts in a JSON file, written atomically (temp file + fsync + os.replace) so a SIGKILL
 leaves either the old or the new checkpoint, never a torn file.
 
@@ -125,7 +125,7 @@ def discard_stale_streams(store: CheckpointStore, current_arn: str) -> List[str]
 
     A table has one current stream (LatestStreamArn); a different label for the same table means
     the table or its stream was recreated, and its sequence numbers mean nothing to the new one
-    (moto and DynamoDB Local even restart them at the same value, esm §6/§7). Other tables'
+    (moto and DynamoDB Local even restart them at the same value, docs: LOCAL-104). Other tables'
     entries in a shared file are left alone.
     """
     table_prefix = current_arn.split("/stream/")[0] + "/stream/"

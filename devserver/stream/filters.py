@@ -1,4 +1,4 @@
-"""EventBridge-style filter patterns, as Lambda applies them to DynamoDB stream records (esm §4).
+"""EventBridge-style filter patterns, as Lambda applies them to DynamoDB stream records (docs: ESM-12, ESM-13).
 
 Semantics kept from AWS:
 - fields in one pattern are AND-ed, values in a list are OR-ed, several patterns are OR-ed;
@@ -21,7 +21,7 @@ _UPPER = ("<", "<=")
 
 
 class PatternError(ValueError):
-    """A pattern Lambda would reject at create/update (InvalidParameterValueException, esm §4)."""
+    """A pattern Lambda would reject at create/update (InvalidParameterValueException, docs: ESM-12)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class FilterPattern:
 
 
 def matches_any(patterns: Sequence[FilterPattern], record: Mapping[str, Any]) -> bool:
-    """No patterns: everything passes; otherwise any one pattern must match (esm §4)."""
+    """No patterns: everything passes; otherwise any one pattern must match (docs: ESM-12)."""
     return not patterns or any(p.matches(record) for p in patterns)
 
 
@@ -140,7 +140,7 @@ def _match_object(tree: Mapping[str, Any], event: Any) -> bool:
 
 
 def _match_leaf(matchers: Iterable[_Matcher], value: Any) -> bool:
-    # Objects are not leaves: only `exists: false` can match them (AWS-observed quirk, esm §4).
+    # Objects are not leaves: only `exists: false` can match them (AWS-observed quirk, docs: ESM-13).
     is_leaf = value is not _MISSING and not isinstance(value, Mapping)
     candidates = value if isinstance(value, list) else [value]
     for m in matchers:
@@ -157,7 +157,7 @@ def _same(pattern: Any, value: Any) -> bool:
         return type(value) is type(pattern) and value == pattern
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    return json.dumps(pattern) == json.dumps(value)  # by string form: 300 != 300.0 (esm §4)
+    return json.dumps(pattern) == json.dumps(value)  # by string form: 300 != 300.0 (docs: ESM-13)
 
 
 def _match_scalar(m: _Matcher, value: Any) -> bool:
@@ -167,7 +167,7 @@ def _match_scalar(m: _Matcher, value: Any) -> bool:
         return not any(_same(v, value) for v in m.arg)
     if m.kind == "numeric":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False  # "N" attribute values are strings: never numeric (esm §4)
+            return False  # "N" attribute values are strings: never numeric (docs: ESM-13)
         return all(_compare(value, op, bound) for op, bound in m.arg)
     if not isinstance(value, str):
         return False

@@ -1,4 +1,4 @@
-"""Invoke the handler like Lambda does and classify what came back (esm §3)."""
+"""Invoke the handler like Lambda does and classify what came back (docs: ESM-1, ESM-6)."""
 from __future__ import annotations
 
 import json
@@ -68,12 +68,12 @@ def invoke(
         log.warning("handler raised %s: %s", type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
         return Outcome(FUNCTION_ERROR, detail="%s: %s" % (type(exc).__name__, exc))
     if not report_batch_item_failures:
-        return Outcome(SUCCESS)  # without ReportBatchItemFailures the response is ignored (esm §2)
+        return Outcome(SUCCESS)  # without ReportBatchItemFailures the response is ignored (docs: ESM-6)
     return parse_batch_response(response, [r["dynamodb"]["SequenceNumber"] for r in records])
 
 
 def parse_batch_response(response: Any, delivered: Sequence[str]) -> Outcome:
-    """Partial batch response rules (esm §3, LPBR + AWS-observed).
+    """Partial batch response rules (docs: ESM-6).
 
     Success: null, {}, [], "", a missing/null/empty `batchItemFailures`.
     Whole-batch failure: a non-list `batchItemFailures`, a non-object entry, a missing, null or

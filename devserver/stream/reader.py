@@ -61,7 +61,7 @@ class ShardReader:
 
     def parent_done(self, shard: ShardState) -> bool:
         parent = self.shards.get(shard.parent_id or "")
-        return parent is None or parent.done  # an unknown parent was trimmed away long ago (esm §5)
+        return parent is None or parent.done  # an unknown parent was trimmed away long ago (docs: DDB-11)
 
     def finish(self, shard: ShardState) -> None:
         """The closed shard is read and handled to its end: SHARD_END, and look for its children now."""
@@ -84,7 +84,7 @@ class ShardReader:
         shard.checkpoint = value
         self._checkpoints.put(self.arn or "", shard.shard_id, value)
 
-    # --- reading (esm §5) -----------------------------------------------------------------
+    # --- reading (docs: DDB-5) --------------------------------------------------------------
 
     def read(self, shard: ShardState) -> bool:
         """One GetRecords on the shard; True if it returned records."""
@@ -106,10 +106,10 @@ class ShardReader:
             record = self._config.normalize(to_lambda_record(raw, region=self._region or "", stream_arn=self.arn or ""))
             deliver: Optional[Dict[str, Any]] = record
             if self._config.drop_noop_modify and is_noop_modify(raw):
-                deliver = None  # AWS would not have written this record at all (esm §1, §7)
+                deliver = None  # AWS would not have written this record at all (docs: DDB-6, LOCAL-110)
                 self._counters.add("records_skipped_noop")
-            elif not matches_any(self.settings.filters, record):  # filtered on the full record (esm §9)
-                deliver = None  # filtered out: consumed, never retried (esm §4)
+            elif not matches_any(self.settings.filters, record):  # filtered on the full record (docs: ESM-13, ESM-15)
+                deliver = None  # filtered out: consumed, never retried (docs: ESM-14)
                 self._counters.add("records_filtered_out")
             shard.add(Entry(seq, int(seq), deliver, creation_seconds(raw), now,
                             size=record_size(deliver) if deliver else 0))
@@ -144,7 +144,7 @@ class ShardReader:
         code = _code(exc)
         shard.iterator = None
         self._counters.add("read_errors")
-        if code == "ExpiredIteratorException":  # iterators live 15 minutes (esm §5)
+        if code == "ExpiredIteratorException":  # iterators live 15 minutes (docs: DDB-5)
             log.info("shard %s: iterator expired; reopening after %s", shard.shard_id, shard.position)
             return True
         if code == "TrimmedDataAccessException":
@@ -154,7 +154,7 @@ class ShardReader:
         shard.read_errors += 1
         shard.not_before = self._clock() + self._config.backoff(shard.read_errors)
         if code == "ResourceNotFoundException":
-            # Includes DynamoDB Local's "Invalid ShardId in ShardIterator" (esm §7): reopen, re-discover.
+            # Includes DynamoDB Local's "Invalid ShardId in ShardIterator" (docs: LOCAL-2): reopen, re-discover.
             log.warning("shard %s: %s; re-discovering shards", shard.shard_id, exc)
             self._next_discovery = 0.0
         else:
@@ -163,7 +163,7 @@ class ShardReader:
 
     def _shard_end_signal(self, shard: ShardState) -> None:
         """No NextShardIterator: the shard is closed and read to its end - unless DescribeStream says
-        it is still open (DynamoDB Local sometimes omits the iterator, esm §7); then just reopen."""
+        it is still open (DynamoDB Local sometimes omits the iterator, docs: LOCAL-2); then just reopen."""
         if not self._discover_safely():
             return
         if shard.closed or shard.shard_id not in self._listed:
@@ -210,7 +210,7 @@ class ShardReader:
 
     def _latest_tip(self, shard: ShardState) -> str:
         """StartingPosition LATEST, made durable: the checkpoint that skips what the shard holds now,
-        so that a restart resumes there instead of at a new LATEST (esm §2). An empty shard gets
+        so that a restart resumes there instead of at a new LATEST (docs: ESM-3). An empty shard gets
         TRIM_HORIZON: everything that arrives in it later is after our start."""
         if shard.closed:
             return SHARD_END
@@ -250,7 +250,7 @@ class ShardReader:
             log.debug("discovered shard %s (parent %s, checkpoint %s)", shard.shard_id, shard.parent_id, stored)
         for shard in self.shards.values():
             if shard.shard_id not in self._listed and not shard.end_of_shard:
-                # Gone from DescribeStream: trimmed after 24 h (esm §5); nothing is left to read in it.
+                # Gone from DescribeStream: trimmed after 24 h (docs: DDB-4, DDB-11); nothing is left to read in it.
                 log.info("shard %s is no longer in the stream; finishing it", shard.shard_id)
                 shard.end_of_shard, shard.iterator = True, None
         self._next_discovery = self._clock() + self._config.rediscover_s

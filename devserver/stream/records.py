@@ -1,10 +1,10 @@
-"""Turn raw `dynamodbstreams.get_records` records into the records Lambda delivers (esm §1).
+"""Turn raw `dynamodbstreams.get_records` records into the records Lambda delivers (docs: ESM-1, ESM-2).
 
 GetRecords and the Lambda event differ: the ESM adds `eventSourceARN`, the event carries
 ApproximateCreationDateTime as epoch seconds rounded down (a float such as 1767225600.0), and
 binary attributes are base64 text. boto3 hands us a datetime and raw bytes, and moto adds its own
-gaps (esm §7: eventVersion "1.0", sub-second timestamps, awsRegion always "us-east-1", a MODIFY
-record for writes that changed nothing). All of that is normalised here, in one place.
+gaps (docs: LOCAL-1): eventVersion "1.0", sub-second timestamps, awsRegion always "us-east-1", a MODIFY
+record for writes that changed nothing. All of that is normalised here, in one place.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any, Dict, Mapping, Optional
 
-EVENT_VERSION = "1.1"  # what AWS delivers today (AWS-observed, esm §1)
+EVENT_VERSION = "1.1"  # what AWS delivers today, AWS-observed (docs: ESM-1)
 EVENT_SOURCE = "aws:dynamodb"
 _IMAGE_KEYS = ("Keys", "NewImage", "OldImage")
 
@@ -40,7 +40,7 @@ def to_lambda_record(raw: Mapping[str, Any], *, region: str, stream_arn: str) ->
         "eventSource": EVENT_SOURCE,
         "awsRegion": region,
     }
-    if raw.get("userIdentity"):  # only TTL deletes carry it (esm §1)
+    if raw.get("userIdentity"):  # only TTL deletes carry it (docs: ESM-1, DDB-7)
         record["userIdentity"] = {k: raw["userIdentity"][k] for k in ("type", "principalId")
                                   if k in raw["userIdentity"]}
     record["dynamodb"] = ddb
@@ -49,7 +49,7 @@ def to_lambda_record(raw: Mapping[str, Any], *, region: str, stream_arn: str) ->
 
 
 def creation_seconds(raw: Mapping[str, Any]) -> Optional[float]:
-    """ApproximateCreationDateTime as epoch seconds floored to the second, as a float (esm §1)."""
+    """ApproximateCreationDateTime as epoch seconds floored to the second, as a float (docs: ESM-2)."""
     value = (raw.get("dynamodb") or {}).get("ApproximateCreationDateTime")
     if value is None:
         return None
@@ -65,8 +65,8 @@ def sequence_number(raw: Mapping[str, Any]) -> str:
 
 
 def is_noop_modify(raw: Mapping[str, Any]) -> bool:
-    """A MODIFY whose images are equal. AWS writes no stream record for such a write (esm §1);
-    moto does (esm §7). Only detectable when the stream carries both images."""
+    """A MODIFY whose images are equal. AWS writes no stream record for such a write (docs: DDB-6);
+    moto does (docs: LOCAL-110). Only detectable when the stream carries both images."""
     src = raw.get("dynamodb") or {}
     return (raw.get("eventName") == "MODIFY" and "NewImage" in src and "OldImage" in src
             and encode_item(src["NewImage"]) == encode_item(src["OldImage"]))
@@ -100,5 +100,5 @@ def _b64(value: Any) -> str:
 
 
 def _size_bytes(ddb: Mapping[str, Any]) -> int:
-    # Only when the source omitted it: an estimate, >= 1 as the API requires (esm §1).
+    # Only when the source omitted it: an estimate, >= 1 as the API requires (docs: DDB-8).
     return max(1, len(json.dumps({k: ddb[k] for k in _IMAGE_KEYS if k in ddb}, separators=(",", ":"))))

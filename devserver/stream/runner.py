@@ -1,6 +1,6 @@
 """The local event source mapping: polls a DynamoDB stream and invokes the handler like Lambda does.
 
-One polling thread, round-robin over shards; parents finish before children (esm §5). Each shard's
+One polling thread, round-robin over shards; parents finish before children (docs: DDB-5). Each shard's
 records go to ParallelizationFactor lanes by their item's key (docs: ESM-17); a lane is read in
 sequence order, has at most one batch in flight and is blocked while its head batch is retried
 (docs: ESM-5), so the records of one item are never in two concurrent batches and are handled in
@@ -26,14 +26,14 @@ from .runner_config import Counters, RunnerConfig
 
 log = logging.getLogger(__name__)
 
-STREAM_RETENTION_S = 24 * 3600  # records older than this are trimmed from the stream (esm §5)
+STREAM_RETENTION_S = 24 * 3600  # records older than this are trimmed from the stream (docs: DDB-4)
 READ_AHEAD_BATCHES = 2  # per lane: how far reading may run ahead of a lane blocked by retries (docs: ESM-18)
 
 
 class StreamRunner:
     """Lambda's ESM for one DynamoDB stream and one handler, run locally.
 
-    Choices where AWS documents no exact behaviour (esm §3, §9, docs: ESM-17):
+    Choices where AWS documents no exact behaviour (docs: ESM-15, ESM-18):
     - a function error with bisect on halves the batch (first half rounded up) down to single
       records; halves run at once and keep the lineage's attempt and invocation counts;
     - a malformed partial response is a whole-batch failure, counted, never bisected;
@@ -160,7 +160,7 @@ class StreamRunner:
             return settled
         return self._reader.read(shard) or settled
 
-    # --- invoking and retrying (esm §3) -------------------------------------------------------
+    # --- invoking and retrying (docs: ESM-5, ESM-6) -------------------------------------------
 
     def _work(self, shard: ShardState, lane: Lane, batch: Batch) -> None:
         if batch.give_up:
@@ -214,7 +214,7 @@ class StreamRunner:
             self._reader.commit(shard)
         elif outcome.kind == PARTIAL:
             # Everything before the lowest reported record is committed; retry from it, including
-            # records after it that had succeeded; this counts as an attempt (esm §3, AWS-observed).
+            # records after it that had succeeded; this counts as an attempt (docs: ESM-6).
             self._count("partial_failures")
             cut = next(i for i, e in enumerate(batch.entries) if e.seq == outcome.failed_from)
             for e in batch.entries[:cut]:
@@ -227,7 +227,7 @@ class StreamRunner:
             self._count("function_errors")
             batch.function_error = "Unhandled"
             if self.settings.bisect_on_error and len(batch.entries) > 1:
-                # Halves are new batches, run at once; splitting does not consume retries (esm §2).
+                # Halves are new batches, run at once; splitting does not consume retries (docs: ESM-6).
                 mid = (len(batch.entries) + 1) // 2
                 lane.batches.popleft()
                 lane.batches.appendleft(batch.child(batch.entries[mid:]))
@@ -256,7 +256,7 @@ class StreamRunner:
                  "inf" if limit == -1 else limit, len(batch.entries), batch.entries[0].seq, delay, why)
 
     def _give_up(self, shard: ShardState, lane: Lane, batch: Batch, condition: str) -> None:
-        """Send the failure record, then move past the batch (esm §3). If the send fails, keep the
+        """Send the failure record, then move past the batch (docs: ESM-5). If the send fails, keep the
         batch and try again later: a record is never dropped without its failure record."""
         batch.give_up = condition
         records = batch.records

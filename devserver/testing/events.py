@@ -1,4 +1,4 @@
-"""DynamoDB stream events shaped like the ones Lambda delivers (esm §1), for tests.
+"""DynamoDB stream events shaped like the ones Lambda delivers (docs: ESM-1, ESM-2), for tests.
 
 Chalice's test client has no DynamoDB event generator. This one keeps what ordering and
 checkpoint tests depend on: increasing sequence numbers, a real-shaped stream ARN,

@@ -2,8 +2,8 @@
 
 FakeStreams answers the three `dynamodbstreams` calls the runner makes with boto3's shapes
 (datetime timestamps with microseconds, raw bytes for binaries), and can do what moto cannot
-(esm §7): several shards with parent/child lineage, closing shards, trimming, expiring iterators,
-sequence numbers of growing length. Errors are botocore ClientErrors with AWS's codes.
+(docs: LOCAL-1, LOCAL-106): several shards with parent/child lineage, closing shards, trimming,
+expiring iterators, sequence numbers of growing length. Errors are botocore ClientErrors with AWS's codes.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from botocore.exceptions import ClientError
 
-ITERATOR_LIFETIME_S = 15 * 60  # esm §5
+ITERATOR_LIFETIME_S = 15 * 60  # an iterator expires 15 minutes after it is issued (docs: DDB-5)
 
 
 def client_error(code: str, message: str, operation: str) -> ClientError:
@@ -88,7 +88,7 @@ class FakeStreams:
         del self.shards[shard_id]
 
     def trim(self, shard_id: str, count: int) -> None:
-        """Records older than the trim horizon are gone (24 h retention, esm §5)."""
+        """Records older than the trim horizon are gone (24 h retention, docs: DDB-4)."""
         self.shards[shard_id].trimmed = count
 
     def expire_iterators(self) -> None:
