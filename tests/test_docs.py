@@ -65,3 +65,22 @@ def test_every_cited_fact_exists() -> None:
                 if not FACT_ID.match(cited) or cited not in known:
                     dangling.append(f"{path.relative_to(ROOT)}: {cited}")
     assert dangling == []
+
+
+# Citations of documents that are not in the repository (an earlier, private spec). Spelt in pieces
+# so that this file does not match itself.
+OUTSIDE_CITATIONS = ("shared" + "/spec", "../" + "shared", "spec" + " §", "esm" + " §")
+NOT_THE_PROJECT = (".git", ".venv", "node_modules", "build")
+
+
+def test_nothing_cites_documents_outside_the_repository() -> None:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    found = []
+    for name in filter(None, listed):
+        top = name.split("/", 1)[0]
+        if top in NOT_THE_PROJECT or top.startswith(".venv") or not (ROOT / name).is_file():
+            continue
+        text = (ROOT / name).read_bytes().decode("utf-8", errors="replace").lower()
+        found += [f"{name}: {marker}" for marker in OUTSIDE_CITATIONS if marker in text]
+    assert found == [], "cite a fact in docs/ instead, e.g. (docs: ESM-5)"
