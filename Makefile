@@ -66,10 +66,21 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# Test tiers (markers in pyproject.toml): the unit tier is every test without one, in-process and
+# on both cores; then the tiers that start processes (stack: the local stack; package: chalice
+# package and cfn-lint; browser: headless Chromium), one at a time, as they share ports and cores.
+UNIT_TIER := not stack and not package and not browser
+
 # Any lint finding fails the run before the tests start; then the functions' unit tests on the
-# oldest SDK they support, then everything.
+# oldest SDK they support, then every tier.
 test: lint $(VENV)/.installed node_modules/.installed chromium sdk-floor
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 -m "$(UNIT_TIER)"
+	$(PY) -m pytest -q -m "not ($(UNIT_TIER))"
+
+# The quick loop while you work: the unit tier alone (under a minute here).
+.PHONY: test-fast
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -n 2 -m "$(UNIT_TIER)"
 
 # Lambda runs the functions with the SDK its runtime bundles, which is not the lock's (docs: LAMBDA-1):
 # their unit tests run again in build/sdk-floor, the lock with requirements-sdk-floor.txt's SDK instead

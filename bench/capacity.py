@@ -86,7 +86,7 @@ class Measured:
 
 
 @dataclass(frozen=True)
-class Plan:
+class CapacityPlan:
     rps: float
     memory_mb: int
     item_kb: float
@@ -239,7 +239,7 @@ class Plan:
         return notes
 
 
-def table(plan: Plan) -> str:
+def table(plan: CapacityPlan) -> str:
     m = plan.measured
     lines = [f"sustained {plan.rps:,.0f} accepted requests/s, processor {plan.memory_mb} MB ({plan.vcpu:.2f} vCPU), "
              f"items {plan.item_kb:g} KB, BatchSize {plan.batch_size}",
@@ -295,7 +295,8 @@ def main(argv: Sequence[str]) -> int:
                         help="share of requests that end in the failure destination (default 0.001)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="the bench run to take measurements from")
     args = parser.parse_args(argv)
-    plan = Plan(args.rps, args.memory, args.item_kb, args.batch_size, args.failed_share, Measured.load(args.results))
+    plan = CapacityPlan(args.rps, args.memory, args.item_kb, args.batch_size, args.failed_share,
+                        Measured.load(args.results))
     print(table(plan))
     return 0
 
@@ -318,7 +319,7 @@ def template_factor(stage: str = "prod") -> int:
 
 def per_shard(measured: Measured, memory_mb: int, factor: int, batch_size: int = 100) -> Dict[str, float]:
     """The bench row's numbers: records/s one shard's lanes finish at this memory, against a partition's writes."""
-    plan = Plan(1.0, memory_mb, 0.5, batch_size, 0.0, measured, factor=factor)
+    plan = CapacityPlan(1.0, memory_mb, 0.5, batch_size, 0.0, measured, factor=factor)
     return {"lane_records_s": plan.lane_records_s, "shard_records_s": factor * plan.lane_records_s,
             "batch_ms": plan.cycle_s(batch_size) * 1000, "vcpu": plan.vcpu,
             "ratio_to_partition": factor * plan.lane_records_s / PARTITION_WRITES_S}

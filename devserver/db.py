@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import boto3
-import yaml
 
 from devserver.db_destinations import FailureNames, ensure_failure_destination
 from devserver.db_process import (
@@ -52,6 +51,7 @@ from devserver.db_schema import (
     ttl_attribute,
 )
 from devserver.db_ttl import TTL_USER_IDENTITY, TtlSweeper, tag_ttl_remove
+from devserver.infra import load_template
 from devserver.local_config import BACKENDS, LocalConfig, default_state_dir
 from devserver.processes import process_alive, write_json_atomically
 
@@ -86,7 +86,7 @@ def serve_db(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    template = yaml.safe_load(Path(args.template).read_text())
+    template = load_template(args.template)
     children: list[DbProcess] = []
     sweeper: TtlSweeper | None = None
     previous_sigterm = _stop_on_sigterm()

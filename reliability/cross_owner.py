@@ -40,7 +40,7 @@ def not_found(request_id: str) -> Dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Shape:
+class OwnerIshId:
     """An id a producer sends to reach another owner's request, and the refusal it gets."""
 
     name: str
@@ -53,28 +53,28 @@ class Shape:
         return (self.retry_answer or self.answer) if route == "retry" else self.answer
 
 
-OWNER_ISH: Tuple[Shape, ...] = (
-    Shape("the other's id", lambda owner, rid: rid, NOT_FOUND),
-    Shape("the owner as the id", lambda owner, rid: owner, NOT_FOUND),
-    Shape("owner/id, a raw slash", lambda owner, rid: f"{owner}/{rid}", NO_ROUTE,
+OWNER_ISH: Tuple[OwnerIshId, ...] = (
+    OwnerIshId("the other's id", lambda owner, rid: rid, NOT_FOUND),
+    OwnerIshId("the owner as the id", lambda owner, rid: owner, NOT_FOUND),
+    OwnerIshId("owner/id, a raw slash", lambda owner, rid: f"{owner}/{rid}", NO_ROUTE,
           note="one more path segment: no route"),
     # An encoded slash stays in its segment (the gateway hands Chalice the path as sent, as AWS's
     # REST APIs keep it); decoded by the route, it is no id: 400.
-    Shape("owner%2Fid", lambda owner, rid: f"{owner}%2F{rid}", BAD_ID),
-    Shape("owner%2fid, lower-case escape", lambda owner, rid: f"{owner}%2f{rid}", BAD_ID),
-    Shape("anonymous%2Fid", lambda owner, rid: f"{ANONYMOUS}%2F{rid}", BAD_ID),
-    Shape("owner%252Fid, encoded twice", lambda owner, rid: f"{owner}%252F{rid}", BAD_ID),
-    Shape("id%2F, a trailing slash", lambda owner, rid: f"{rid}%2F", BAD_ID),
-    Shape("..%2Fowner%2Fid", lambda owner, rid: f"..%2F{owner}%2F{rid}", BAD_ID),
-    Shape("%2e%2e%2Fowner%2Fid", lambda owner, rid: f"%2e%2e%2F{owner}%2F{rid}", BAD_ID),
-    Shape("../../admin/requests/owner/id", lambda owner, rid: f"../../admin/requests/{owner}/{rid}", NO_ROUTE,
+    OwnerIshId("owner%2Fid", lambda owner, rid: f"{owner}%2F{rid}", BAD_ID),
+    OwnerIshId("owner%2fid, lower-case escape", lambda owner, rid: f"{owner}%2f{rid}", BAD_ID),
+    OwnerIshId("anonymous%2Fid", lambda owner, rid: f"{ANONYMOUS}%2F{rid}", BAD_ID),
+    OwnerIshId("owner%252Fid, encoded twice", lambda owner, rid: f"{owner}%252F{rid}", BAD_ID),
+    OwnerIshId("id%2F, a trailing slash", lambda owner, rid: f"{rid}%2F", BAD_ID),
+    OwnerIshId("..%2Fowner%2Fid", lambda owner, rid: f"..%2F{owner}%2F{rid}", BAD_ID),
+    OwnerIshId("%2e%2e%2Fowner%2Fid", lambda owner, rid: f"%2e%2e%2F{owner}%2F{rid}", BAD_ID),
+    OwnerIshId("../../admin/requests/owner/id", lambda owner, rid: f"../../admin/requests/{owner}/{rid}", NO_ROUTE,
           note="not normalised: not an /admin path to the signature check, no route after it"),
-    Shape("..%2F..%2Fadmin%2Frequests%2Fowner%2Fid",
+    OwnerIshId("..%2F..%2Fadmin%2Frequests%2Fowner%2Fid",
           lambda owner, rid: f"..%2F..%2Fadmin%2Frequests%2F{owner}%2F{rid}", BAD_ID),
-    Shape("owner:id", lambda owner, rid: f"{owner}:{rid}", NOT_FOUND,
+    OwnerIshId("owner:id", lambda owner, rid: f"{owner}:{rid}", NOT_FOUND,
           note="a valid id, of the caller's own, that nobody used"),
-    Shape("owner%5Cid, a backslash", lambda owner, rid: f"{owner}%5C{rid}", BAD_ID),
-    Shape("id%00", lambda owner, rid: f"{rid}%00", BAD_ID),
+    OwnerIshId("owner%5Cid, a backslash", lambda owner, rid: f"{owner}%5C{rid}", BAD_ID),
+    OwnerIshId("id%00", lambda owner, rid: f"{rid}%00", BAD_ID),
 )
 
 
@@ -111,7 +111,8 @@ def same_answer(victim: Answer, unused: Answer, victim_id: str, unused_id: str) 
     return normal(victim, victim_id) == normal(unused, unused_id)
 
 
-def try_owner_ish(attacker: Api, shape: Shape, route: str, owner: str, request_id: str) -> Tuple[int, Optional[str]]:
+def try_owner_ish(attacker: Api, shape: OwnerIshId, route: str, owner: str,
+                  request_id: str) -> Tuple[int, Optional[str]]:
     """One shape on one route, naming `owner`'s request `request_id`, then an id nobody used: the
     first answer's status, and None when both are refused as promised and alike, else what is wrong."""
     unused_id = f"{request_id}-unused"

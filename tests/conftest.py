@@ -1,6 +1,7 @@
 """Shared fixtures: fake credentials for every test, and the requests table in moto."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -9,19 +10,28 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
-import yaml
 from moto import mock_aws
 
 from chalicelib.logs import logger
 from devserver import moto_partiql
 from devserver.db_schema import create_table_request
+from devserver.infra import load_template
 
 pytest_plugins = ["devserver.testing.fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 TABLE = "storefirst-requests"  # .chalice/config.json's TABLE_NAME, which Chalice's test client sets
+
+# Every client a test builds (with boto3, or the app's runtime) would load and parse its service's
+# JSON model again, ~50 ms each, more than most tests take: the test process shares one loader, whose
+# cache keeps each model once. Models are read-only data, so nothing leaks between tests.
+botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
+
+
 
 
 def listening(url: str) -> bool:
@@ -69,7 +79,7 @@ def dynamodb() -> Iterator[Any]:
     moto_partiql.install()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-central-1")
-        client.create_table(**create_table_request(yaml.safe_load(TEMPLATE.read_text()), TABLE))
+        client.create_table(**create_table_request(load_template(TEMPLATE), TABLE))
         yield client
 
 
@@ -91,10 +101,3 @@ def json_logs() -> Iterator[JsonLines]:
     logging.getLogger(logger.name).addHandler(captured)
     yield captured
     logging.getLogger(logger.name).removeHandler(captured)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # `-m unit` selects the fast tests: no processes, no sockets beyond in-process fakes.
-    config.addinivalue_line("markers", "unit: a fast unit test (no processes started)")
-    config.addinivalue_line("markers", "conformance: checks the local stack against behaviour recorded on AWS")
-    config.addinivalue_line("markers", "stack: starts processes (servers, CLIs); seconds, not milliseconds")

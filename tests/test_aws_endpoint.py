@@ -17,8 +17,6 @@ from moto.ssm.models import ParameterDict
 
 from devserver.aws_endpoint import STAND_IN_LAYER_VERSION, import_swagger, install_extensions
 
-pytestmark = pytest.mark.unit
-
 MOTO_VERSION = "5.2.5"
 # What devserver/aws_endpoint.py replaces (the first four) or calls, with a digest of its source.
 EXTENDED = {

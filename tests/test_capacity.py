@@ -12,19 +12,19 @@ import pytest
 
 from bench import capacity_prices as prices
 from bench.__main__ import main as bench_main
-from bench.capacity import ASSUMED, MONTH_S, Measured, Plan, per_shard, template_factor
-from tests.test_docs import facts
+from bench.capacity import ASSUMED, MONTH_S, CapacityPlan, Measured, per_shard, template_factor
+from tests.docs_facts import facts
 
 MEASURED = Measured(cpu_ms_per_record=0.3, delivered_per_request=1.0, stream_records_per_request=3.0,
                     writes_per_request=2.0, reads_per_request=1.0, log_bytes_per_batch=1500.0,
                     log_bytes_per_record=40.0, source="made up")
 
 
-def plan(rps: float, **changes: Any) -> Plan:
+def plan(rps: float, **changes: Any) -> CapacityPlan:
     values: Dict[str, Any] = dict(rps=rps, memory_mb=512, item_kb=0.5, batch_size=100, failed_share=0.0,
                                   measured=MEASURED)
     values.update(changes)
-    return Plan(**values)
+    return CapacityPlan(**values)
 
 
 def test_every_price_is_the_one_its_fact_states() -> None:

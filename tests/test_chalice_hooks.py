@@ -8,7 +8,6 @@ import importlib
 import inspect
 import json
 import re
-import shutil
 from typing import Any, Dict, List, Tuple
 
 import botocore.session
@@ -18,6 +17,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from chalice.cli.factory import CLIFactory
 from chalice.config import DeployedResources
 
+from devserver.testing.projects import with_stage
 from infra.chalice_deploy import (
     CHALICE_VERSION,
     HOOKED,
@@ -29,8 +29,6 @@ from infra.chalice_deploy import (
 from infra.chalice_graph import logical_ids, stage_application
 from infra.chalice_patches import MappingSettings, PatchError, WireSettings
 from tests.conftest import ROOT
-
-pytestmark = pytest.mark.unit
 
 # What the chalice deploy path relies on in chalice 1.34.0, with a digest of its source and what to
 # re-check when the digest changes (docs/chalice.md has the facts, CHALICE-8 to CHALICE-16).
@@ -209,14 +207,8 @@ def test_a_mapping_on_another_stream_is_refused_with_the_command_that_moves_it(m
 
 
 def test_a_stage_whose_auth_needs_the_api_itself_is_sent_to_make_deploy(tmp_path):
-    (tmp_path / "infra").mkdir()
-    for name in ("infra/template.yaml", "infra/auth.yaml", ".chalice/config.json"):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        shutil.copy(ROOT / name, tmp_path / name)
-    config_json = json.loads((tmp_path / ".chalice" / "config.json").read_text())
-    config_json["stages"]["keyed"] = {"environment_variables": {"AUTH_MODE": "api_key"}}
-    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config_json))
-    config = CLIFactory(str(tmp_path)).create_config_obj(chalice_stage_name="keyed")
+    project = with_stage(tmp_path, "keyed", "api_key")
+    config = CLIFactory(str(project)).create_config_obj(chalice_stage_name="keyed")
 
     with pytest.raises(PatchError, match=r"AUTH_MODE api_key adds \['ApiKey', 'ApiUsagePlan', 'ApiUsagePlanKey'\], "
                                          r"which need the REST API .* deploy stage keyed with `make deploy`"):

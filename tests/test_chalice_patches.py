@@ -18,8 +18,6 @@ from infra.chalice_patches import PatchError, apply_patches
 from tests.conftest import ROOT, TEMPLATE
 from tests.requirements_files import locked_versions
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def template() -> Dict[str, Any]:

@@ -26,7 +26,7 @@ from devserver.apigw_transport import BotocoreTransport
 from devserver.vtl import Overrides, render
 from tests.conftest import TABLE
 
-pytestmark = [pytest.mark.unit, pytest.mark.conformance]
+pytestmark = pytest.mark.conformance
 
 LS = "https://github.com/localstack/localstack/blob/8b9a79f05846835cf4dff63ab7eefdde9df83783/tests/aws/services/apigateway"
 COMMON = f"{LS}/test_apigateway_common.snapshot.json"

@@ -33,7 +33,7 @@ from devserver.stream.settings import SettingsError, parse_filter_criteria
 from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, run_until_idle
 from tests.conftest import TEMPLATE
 
-pytestmark = [pytest.mark.unit, pytest.mark.conformance]
+pytestmark = pytest.mark.conformance
 
 SNAPSHOT = ("https://github.com/localstack/localstack/blob/8b9a79f05846835cf4dff63ab7eefdde9df83783/tests/aws/"
             "services/lambda_/event_source_mapping/test_lambda_integration_dynamodbstreams.snapshot.json")

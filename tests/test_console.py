@@ -16,8 +16,6 @@ from devserver.local_pages import LocalPages, Unavailable
 from devserver.testing.events import pending_item
 from tests.conftest import TABLE
 
-pytestmark = pytest.mark.unit
-
 FAILURE = {"type": "RejectedRequest", "message": "unknown dish '<b>durian</b>': not on the menu"}
 
 

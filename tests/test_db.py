@@ -38,6 +38,8 @@ from devserver.db import (
 from devserver.db_ttl import MAX_TTL_AGE_SECONDS, TTL_USER_IDENTITY
 from tests.conftest import ctrl_c_reaches_it
 
+pytestmark = pytest.mark.stack  # starts moto and DynamoDB Local
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE: dict[str, Any] = yaml.safe_load((ROOT / "infra" / "template.yaml").read_text())
 INFRA = TEMPLATE["Resources"]["RequestsTable"]["Properties"]

@@ -22,8 +22,7 @@ from infra.base_stack import deployed_refs, stage_base_stack
 from infra.chalice_deploy import ssm_parameters
 from infra.dynamic_references import resolve_dynamic_references
 from tests.conftest import ROOT, ctrl_c_reaches_it
-from tests.test_base_stack import deployed_names
-from tests.test_package import RESOURCELESS, package_stage
+from tests.packaging import RESOURCELESS, deployed_names, package_stage
 
 pytestmark = pytest.mark.stack
 

@@ -19,6 +19,8 @@ from devserver.db_process import REPO_ROOT, DbProcess, free_port, start_moto, st
 from devserver.faults import FaultProxy, Faults, selected, selectors, serve_faults
 from tests.conftest import ctrl_c_reaches_it, listening
 
+pytestmark = pytest.mark.stack  # serves the fault proxy over real sockets
+
 REGION = "eu-central-1"
 TABLE = "faults-table"
 # total_max_attempts counts the first try; the dict's "max_attempts" would mean 1 *retry* (2 calls).

@@ -7,54 +7,30 @@ import os
 import subprocess
 import sys
 from importlib.metadata import version
-from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 import yaml
 
-from infra.merge_stage import write_stage_template
 from infra.powertools_layer import LayerReference, parse_layer_reference
 from infra.precompile import add_bytecode, runtime_of
-from infra.translate import translate
 from tests.conftest import ROOT
+from tests.packaging import (
+    BIN,
+    WRITE_TRACES,
+    as_list,
+    assert_api_gateway_may_only_put_items,
+    package_stage,
+    resources,
+    statements,
+)
 
-BIN = Path(sys.executable).parent
-
-
-def package_stage(work: Path, stage: str, project_dir: Path = ROOT) -> Dict[str, Any]:
-    """What `make package STAGE=<stage>` builds: the stage's merge template (infra/merge_stage.py),
-    `chalice package` with it, bytecode in its zip, then SAM translated offline."""
-    merge_template, out = work / f"merge-{stage}.yaml", work / "package"
-    write_stage_template(stage, merge_template, project_dir, project_dir / "infra" / "template.yaml",
-                         project_dir / "infra" / "auth.yaml")
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-    subprocess.run(
-        [str(BIN / "chalice"), "package", "--stage", stage, "--merge-template", str(merge_template), str(out)],
-        cwd=project_dir, env=env, check=True, capture_output=True,
-    )
-    add_bytecode(out / "deployment.zip", runtime_of((out / "sam.yaml").read_text()))
-    sam = yaml.safe_load((out / "sam.yaml").read_text())
-    cloudformation = translate(sam)
-    (out / "cloudformation.json").write_text(json.dumps(cloudformation))
-    return {"dir": out, "stage": stage, "sam": sam, "cfn": cloudformation}
+pytestmark = pytest.mark.package  # chalice package, cfn-lint
 
 
 @pytest.fixture(scope="session")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
     return package_stage(tmp_path_factory.mktemp("package"), "prod")
-
-
-def resources(packaged: Dict[str, Any]) -> Dict[str, Any]:
-    return packaged["cfn"]["Resources"]
-
-
-def statements(role: Dict[str, Any]) -> List[Dict[str, Any]]:
-    return [s for policy in role["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
-
-
-def as_list(value: Any) -> List[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def test_cfn_lint_finds_nothing_in_the_sam_or_the_translated_template(packaged):
@@ -67,18 +43,9 @@ def test_cfn_lint_finds_nothing_in_the_sam_or_the_translated_template(packaged):
 
 
 def test_api_gateway_may_only_put_items_into_the_table(packaged):
-    role = resources(packaged)["ApiGatewayPutItemRole"]
-
-    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert trust == [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
-                      "Action": "sts:AssumeRole"}]
-    assert statements(role) == [{"Effect": "Allow", "Action": "dynamodb:PutItem",
-                                 "Resource": {"Fn::GetAtt": ["RequestsTable", "Arn"]}}]
+    assert_api_gateway_may_only_put_items(packaged)
 
 
-# Active tracing's two actions, which take no resource (docs: IAM-4).
-WRITE_TRACES = {"xray:PutTraceSegments": "*", "xray:PutTelemetryRecords": "*"}
-RESOURCELESS = set(WRITE_TRACES)
 
 
 @pytest.mark.parametrize("role_name, expected", [

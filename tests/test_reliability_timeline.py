@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from reliability.load import Attempt, Planned, Sent
 from reliability.timeline import Moment, Timeline, Window, draw, of_run, per_second
 from reliability.verify import Findings
 from tests.conftest import png_size
-
-pytestmark = pytest.mark.unit
 
 
 def test_a_run_is_counted_when_each_answer_came_and_each_request_finished():

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-import pytest
-
 from tests.imports_scan import distributions_of, third_party_imports
 from tests.requirements_files import declared, locked_versions, normalized
-
-pytestmark = pytest.mark.unit
 
 # Imported only for type checking and provided by mypy itself (typeshed), not a distribution.
 TYPING_ONLY = {"_typeshed"}

@@ -8,15 +8,12 @@ import re
 from typing import Any, Tuple
 
 import botocore
-import pytest
 from botocore.config import Config
 from botocore.session import get_session
 
 from chalicelib.aws import _config
 from chalicelib.store import MAX_STATEMENTS
 from tests.conftest import ROOT
-
-pytestmark = pytest.mark.unit
 
 # The first botocore with each feature chalicelib uses (docs: LAMBDA-3).
 CODE_FLOOR = (1, 19, 24)  # DynamoDB BatchExecuteStatement

@@ -10,20 +10,28 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 import yaml
 
-import tests.test_package as package_tests
 from chalicelib import config, requests_api
 from chalicelib.errors import ConfigurationError
+from devserver.testing.projects import with_stage
 from infra.checkov_input import with_stage_skips
 from infra.merge_stage import integration_operations, merge_template, stage_auth_mode
 from tests.conftest import ROOT, TEMPLATE
-from tests.test_package import RESOURCELESS, as_list, package_stage, resources, statements
+from tests.packaging import (
+    BIN,
+    RESOURCELESS,
+    as_list,
+    assert_api_gateway_may_only_put_items,
+    package_stage,
+    resources,
+    statements,
+)
+
+pytestmark = pytest.mark.package  # chalice package, cfn-lint
 
 AUTH = yaml.safe_load((ROOT / "infra" / "auth.yaml").read_text())
 SECURITY: Dict[str, Any] = {"none": None, "iam": [{"sigv4": []}], "api_key": [{"api_key": []}]}
@@ -36,30 +44,10 @@ ITEM_WRITES = {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Transact
 SCOPED_SUFFIX = re.compile(r"(/stream/\*|/index/[A-Za-z0-9_.-]+|:\*|/aws/lambda/\*)?")  # last: the failure objects
 
 
-def _keyed_project(work: Path) -> Path:
-    """A copy of what `chalice package` reads, with a stage `keyed` that uses API keys."""
-    project = work / "project"
-    project.mkdir()
-    for name in ("app.py", "requirements.txt"):
-        shutil.copy(ROOT / name, project / name)
-    for name in ("chalicelib", "infra"):
-        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (project / ".chalice").mkdir()
-    for policy in (ROOT / ".chalice").glob("*.json"):
-        shutil.copy(policy, project / ".chalice" / policy.name)
-    settings = json.loads((project / ".chalice" / "config.json").read_text())
-    settings["stages"]["keyed"] = {"api_gateway_stage": "api", "environment_variables": {"AUTH_MODE": "api_key"}}
-    (project / ".chalice" / "config.json").write_text(json.dumps(settings, indent=2))
-    template = project / "infra" / "template.yaml"  # every stage lists its stream mapping settings
-    listed = "  StreamMappingByStage:\n"
-    template.write_text(template.read_text().replace(listed, listed + "    keyed: {ParallelizationFactor: 1}\n"))
-    return project
-
-
 @pytest.fixture(scope="module", params=["dev", "prod", "keyed"])
 def stage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
     work = tmp_path_factory.mktemp(f"security-{request.param}")
-    project = _keyed_project(work) if request.param == "keyed" else ROOT
+    project = with_stage(work, "keyed", "api_key") if request.param == "keyed" else ROOT
     yield {**package_stage(work, request.param, project), "mode": stage_auth_mode(request.param, project)}
 
 
@@ -80,7 +68,7 @@ def test_the_stages_guard_as_configured(stage):
 
 
 def test_api_gateway_may_only_put_items_into_the_table_in_every_stage(stage):
-    package_tests.test_api_gateway_may_only_put_items_into_the_table(stage)
+    assert_api_gateway_may_only_put_items(stage)
 
 
 def test_only_the_put_integration_assumes_that_role_and_no_other_role_writes_items(stage):
@@ -211,7 +199,7 @@ def test_an_api_key_stage_has_a_usage_plan_for_its_stage_and_one_key(stage):
 def test_cfn_lint_passes_for_every_stage(stage):
     import subprocess
 
-    result = subprocess.run([str(package_tests.BIN / "cfn-lint"), str(stage["dir"] / "sam.yaml"),
+    result = subprocess.run([str(BIN / "cfn-lint"), str(stage["dir"] / "sam.yaml"),
                              str(stage["dir"] / "cloudformation.json")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

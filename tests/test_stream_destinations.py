@@ -34,8 +34,6 @@ from devserver.stream.destinations import mapping_uuid, s3_failure_object
 from devserver.testing.streams import FakeClock, FakeStreams, RecordingHandler, item, run_until_idle
 from tests.conftest import TEMPLATE
 
-pytestmark = pytest.mark.unit
-
 REGION = "eu-central-1"
 UUID = "9f2b6c1e-0000-4000-8000-000000000001"
 SETTINGS = EsmSettings(batch_size=10, starting_position="TRIM_HORIZON", max_retry_attempts=1)

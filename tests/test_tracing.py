@@ -12,8 +12,6 @@ import pytest
 from chalicelib import tracing
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.unit
-
 IN_LAMBDA = {"LAMBDA_TASK_ROOT": "/var/task"}
 
 

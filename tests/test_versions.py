@@ -16,8 +16,6 @@ from infra.powertools_layer import LayerReference, parse_layer_reference
 from tests.conftest import ROOT, TEMPLATE
 from tests.requirements_files import locked_versions
 
-pytestmark = pytest.mark.unit
-
 PYTHON = (ROOT / ".python-version").read_text().strip()
 FUNCTIONS = ("APIHandler", "Process", "HandleFailures", "Reconcile")
 

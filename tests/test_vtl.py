@@ -12,8 +12,6 @@ import pytest
 from devserver.vtl import BodyNotJson, Overrides, Rendered, VtlError, render
 from devserver.vtl_util import escape_javascript, url_decode, url_encode
 
-pytestmark = pytest.mark.unit
-
 
 def run(template: str, body: str = "", params: Optional[Mapping[str, Mapping[str, str]]] = None,
         context: Optional[Mapping[str, Any]] = None, stage_variables: Optional[Mapping[str, str]] = None,

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import boto3
-import yaml
 from botocore.config import Config
 
 from devserver.db_schema import DEFAULT_BUCKET, DEFAULT_TOPIC, ttl_attribute
 from devserver.db_ttl import tag_ttl_remove
+from devserver.infra import load_template
 
 from .checkpoint import FileCheckpointStore, MemoryCheckpointStore
 from .destinations import (
@@ -65,7 +65,7 @@ def build_runner(
     None means no destination: a configured OnFailure is then reported and its records only logged.
     `runner_options` are RunnerConfig's other fields (executor, sleep, backoff...).
     """
-    template = for_stage(yaml.safe_load(Path(template_path).read_text(encoding="utf-8")), stage)
+    template = for_stage(load_template(template_path), stage)
     settings = settings_from_template(template, app, function_name)
     ttl = ttl_attribute(template)
     if ttl is not None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from devserver.infra import load_template
 from devserver.local_config import DEFAULT_REGION, PROJECT_DIR
 
 TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
@@ -96,7 +97,6 @@ class LocalPipeline:
 
     def _start(self) -> None:
         import boto3
-        import yaml
         from botocore.config import Config
         from chalice.test import Client
         from moto import mock_aws
@@ -121,7 +121,7 @@ class LocalPipeline:
             processor.configure(self._business_logic)
         self.client = Client(self.app, stage_name=self.stage, project_dir=str(self._project_dir))
         self.table_name = str(self.client._chalice_config.environment_variables["TABLE_NAME"])
-        template = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
+        template = load_template(TEMPLATE)
         dynamodb = boto3.client("dynamodb", region_name=self.region)
         ensure_table(dynamodb, template, self.table_name)
         sqs = boto3.client("sqs", region_name=self.region)

@@ -46,7 +46,7 @@ from reliability.cross_owner import (
     OWNER_ISH,
     ROUTES,
     SIGNATURE_MISMATCH,
-    Shape,
+    OwnerIshId,
     Tally,
     forbidden_problem,
     foreign,
@@ -292,7 +292,7 @@ def _twins_finished(apis: Dict[str, Api], other: Dict[str, str], twins: Dict[str
 
 
 def _owner_ish(apis: Dict[str, Api], other: Dict[str, str], victims: Dict[str, List[Planned]]) -> List[Attempt]:
-    def attempt(attacker: Api, shape: Shape, route: str, owner: str, key: str) -> Attempt:
+    def attempt(attacker: Api, shape: OwnerIshId, route: str, owner: str, key: str) -> Attempt:
         def go() -> Answers:
             status, problem = try_owner_ish(attacker, shape, route, owner, key)
             return [("owner-ish id", status, problem and f"{key}: {problem}")]
