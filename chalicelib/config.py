@@ -64,11 +64,11 @@ class Settings:
             raise ConfigurationError(f"{TABLE_NAME} is not set")
         return cls(
             table_name=table_name,
-            success_ttl_seconds=_positive_int(environ, SUCCESS_TTL_SECONDS, 300),
-            max_concurrency=_positive_int(environ, MAX_CONCURRENCY, 16),
+            success_ttl_seconds=_positive_int(environ, SUCCESS_TTL_SECONDS, cls.success_ttl_seconds),
+            max_concurrency=_positive_int(environ, MAX_CONCURRENCY, cls.max_concurrency),
             dynamodb_endpoint_url=environ.get(DYNAMODB_ENDPOINT_URL) or None,
-            reconcile_after_seconds=_positive_int(environ, RECONCILE_AFTER_SECONDS, 7200),
-            give_up_after_seconds=_positive_int(environ, GIVE_UP_AFTER_SECONDS, 3900),
+            reconcile_after_seconds=_positive_int(environ, RECONCILE_AFTER_SECONDS, cls.reconcile_after_seconds),
+            give_up_after_seconds=_positive_int(environ, GIVE_UP_AFTER_SECONDS, cls.give_up_after_seconds),
         )
 
 
