@@ -29,6 +29,7 @@ from chalicelib.records import new_request
 from chalicelib.store import RequestStore, map_error
 
 # S3 answers for an object that will never be readable again: retrying the message would not help.
+# A missing key reads as NoSuchKey only because the role may list the bucket (docs: IAM-5).
 _GONE = frozenset({"NoSuchKey", "NoSuchBucket"})
 
 
@@ -109,7 +110,6 @@ class FailureConsumer:
                 raise error
         if unavailable is not None:
             raise unavailable
-
 
     @staticmethod
     def _exhausted(reason: str, request_id: str) -> Dict[str, str]:

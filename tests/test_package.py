@@ -75,6 +75,7 @@ def test_api_gateway_may_only_put_items_into_the_table(packaged):
         "sqs:DeleteMessage": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
         "sqs:GetQueueAttributes": {"Fn::GetAtt": ["ProcessorFailureQueue", "Arn"]},
         "s3:GetObject": {"Fn::Sub": "${ProcessorFailureBucket.Arn}/aws/lambda/*"},
+        "s3:ListBucket": {"Fn::GetAtt": ["ProcessorFailureBucket", "Arn"]},  # a gone object is 404 (IAM-5)
         "dynamodb:PartiQLUpdate": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
         "logs:CreateLogStream": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
         "logs:PutLogEvents": {"Fn::Sub": "${HandleFailuresLogGroup.Arn}:*"},
