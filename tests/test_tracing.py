@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from chalice.config import Config
 
 from chalicelib import tracing
 from tests.conftest import ROOT
@@ -33,6 +34,14 @@ def test_prod_traces_aws_calls_and_dev_does_not():
 
     flags = {name: stage["environment_variables"]["POWERTOOLS_TRACE_DISABLED"] for name, stage in stages.items()}
     assert flags == {"dev": "true", "prod": "false"}
+
+
+def test_a_stage_that_says_nothing_gets_no_x_ray_sdk():
+    # Chalice resolves a stage's variables over the top-level ones: a new stage inherits these.
+    disk = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    staging = Config(chalice_stage="staging", config_from_disk={**disk, "stages": {"staging": {}}})
+
+    assert staging.environment_variables["POWERTOOLS_TRACE_DISABLED"] == "true"
 
 
 def instrumented(environ: dict) -> dict:
