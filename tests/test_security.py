@@ -126,16 +126,17 @@ def test_no_role_grants_a_wildcard_or_anything_outside_the_stack(stage):
                 assert _is_stack_resource(resource, set(everything)), (name, resource)
 
 
-@pytest.mark.parametrize("policy_file", sorted((ROOT / ".chalice").glob("policy-*.json")), ids=lambda p: p.name)
-def test_the_chalice_deploy_policies_name_storefirst_resources_only(policy_file):
-    # `chalice deploy` (README, not the supported path) gets these; region and account stay open.
-    for statement in json.loads(policy_file.read_text())["Statement"]:
-        assert statement["Effect"] == "Allow" and "*" not in "".join(as_list(statement["Action"]))
-        for resource in as_list(statement["Resource"]):
-            service, region, account, name = resource.split(":", 5)[2:6]
-            open_parts = ("", "") if service == "s3" else ("*", "*")  # bucket ARNs have no region or account
-            assert service in ("dynamodb", "sqs", "logs", "s3") and (region, account) == open_parts, resource
-            assert "storefirst" in name and not name.startswith("*"), resource
+def test_the_policy_files_grant_nothing_and_give_each_function_its_own_role():
+    # Chalice names a role after its function's iam_policy_file; both deploy paths then replace the
+    # file's statements with infra/template.yaml's, so a file that granted anything would be a
+    # second, unchecked copy (and what a deploy that somehow skipped the hook would get).
+    functions = json.loads((ROOT / ".chalice" / "config.json").read_text())["lambda_functions"]
+    files = [settings["iam_policy_file"] for settings in functions.values()]
+
+    assert len(set(files)) == len(files) == 4
+    assert sorted(files) == sorted(p.name for p in (ROOT / ".chalice").glob("policy-*.json"))
+    for name in files:
+        assert json.loads((ROOT / ".chalice" / name).read_text())["Statement"] == [], name
 
 
 # --- checkov's skips -------------------------------------------------------------------------
