@@ -99,6 +99,15 @@ def _notify(s3: Any, bucket: str, resource: Mapping[str, Any], names: FailureNam
             filter_rules = [{"Name": rule["Name"], "Value": rule["Value"]} for rule in rules]
             configuration["Filter"] = {"Key": {"FilterRules": filter_rules}}
         configurations.append(configuration)
-    if configurations:
+    current = s3.get_bucket_notification_configuration(Bucket=bucket).get("QueueConfigurations") or []
+    # Written only when it differs: S3 sends the queue a test event on every write (docs: IAM-3).
+    if configurations and sorted(map(_comparable, current)) != sorted(map(_comparable, configurations)):
         s3.put_bucket_notification_configuration(Bucket=bucket,
                                                  NotificationConfiguration={"QueueConfigurations": configurations})
+
+
+def _comparable(configuration: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A queue configuration without its generated Id; S3 may spell a rule's name "Prefix"."""
+    rules = ((configuration.get("Filter") or {}).get("Key") or {}).get("FilterRules") or []
+    return (configuration["QueueArn"], tuple(sorted(configuration["Events"])),
+            tuple(sorted((rule["Name"].lower(), rule["Value"]) for rule in rules)))

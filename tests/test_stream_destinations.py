@@ -203,6 +203,13 @@ def test_ensuring_twice_changes_nothing(aws):
     template = yaml.safe_load(TEMPLATE.read_text())
 
     first = ensure_failure_destination(template, NAMES, sqs=aws["sqs"], sns=aws["sns"], s3=aws["s3"], region=REGION)
+    configured = aws["s3"].get_bucket_notification_configuration(Bucket=NAMES.bucket)["QueueConfigurations"]
     again = ensure_failure_destination(template, NAMES, sqs=aws["sqs"], sns=aws["sns"], s3=aws["s3"], region=REGION)
 
     assert first == again is not None
+    assert aws["s3"].get_bucket_notification_configuration(Bucket=NAMES.bucket)["QueueConfigurations"] == configured
+    assert [b["Name"] for b in aws["s3"].list_buckets()["Buckets"]] == [NAMES.bucket]
+    # S3 sends a test event on every configuration write: the second call wrote none.
+    url = aws["sqs"].get_queue_url(QueueName=NAMES.queue)["QueueUrl"]
+    received = aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["Event"] for m in received] == ["s3:TestEvent"]
