@@ -32,9 +32,7 @@ class FailureNames:
     bucket: str = DEFAULT_BUCKET
 
     def of(self, on_failure: OnFailure) -> str:
-        if not on_failure.logical:
-            return on_failure.name  # the template gave an ARN: use the name in it
-        return {"SQS": self.queue, "SNS": self.topic, "S3": self.bucket}[on_failure.kind]
+        return on_failure.local_name(queue=self.queue, topic=self.topic, bucket=self.bucket)
 
 
 def stream_on_failure(template: Mapping[str, Any]) -> OnFailure | None:

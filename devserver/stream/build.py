@@ -78,10 +78,9 @@ def build_runner(
     deployed_name = "%s-%s-%s" % (getattr(app, "app_name", "app"), stage, settings.function_name)
     destination: Optional[FailureDestination] = None
     if settings.on_failure and queue_name:
-        names = {"SQS": queue_name, "SNS": topic_name, "S3": bucket_name}
         destination = failure_destination(
             settings.on_failure, session, sqs_endpoint,
-            name=names[settings.on_failure.kind] if settings.on_failure.logical else settings.on_failure.name,
+            name=settings.on_failure.local_name(queue=queue_name, topic=topic_name, bucket=bucket_name),
             mapping=mapping_uuid(deployed_name, table_name))
     elif settings.on_failure:
         log.warning("the template sends failed batches to %s, but no local destination was given; "

@@ -44,6 +44,12 @@ class OnFailure:
     def __str__(self) -> str:
         return "%s %s" % (self.kind, self.name)
 
+    def local_name(self, *, queue: str, topic: str, bucket: str) -> str:
+        """The resource's name on the local stack: the one its ARN gives, else the name of its kind."""
+        if not self.logical:
+            return self.name
+        return {"SQS": queue, "SNS": topic, "S3": bucket}[self.kind]
+
 
 @dataclass(frozen=True)
 class EsmSettings:
