@@ -99,6 +99,11 @@ def request_body(request: Request) -> bytes | None:
     return kept
 
 
+def _anonymous(request: Request) -> dict[str, str | None]:
+    """`$context.identity` before (or without) a signature: where the call came from."""
+    return identity(request.remote_addr or "127.0.0.1", request.headers.get("User-Agent"))
+
+
 class IdentifiedGateway(LocalGateway):
     """Chalice's local gateway, whose events carry the caller's `requestContext.identity` as API
     Gateway fills it (devserver.apigw_auth): Chalice's own has only `sourceIp`. It overrides
@@ -135,8 +140,6 @@ class ChaliceRoutes:
         # Chalice's event converter expects lower-case names (it checks 'content-type').
         headers = {name.lower(): value for name, value in request.headers.items()}
         body = request_body(request)
-        if body is None:
-            return HttpResponse(413, (("Content-Type", "application/json"),), b'{"message":"Request Too Long"}')
         try:
             with self._lock:
                 self._gateway.identity = identity
@@ -200,6 +203,11 @@ class LocalApiGateway:
         return response(environ, start_response)
 
     def handle(self, request: Request) -> HttpResponse:
+        if request_body(request) is None:
+            # Over the payload quota: refused on every route, before auth and routing (docs:
+            # APIGW-20), with the API's REQUEST_TOO_LARGE gateway response, which is API-wide.
+            return gateway_response(self._api.gateway_responses, "REQUEST_TOO_LARGE",
+                                    self._method_request(None, {}, request, _anonymous(request)))
         caller = self._caller(request)
         if isinstance(caller, HttpResponse):
             return caller
@@ -211,10 +219,8 @@ class LocalApiGateway:
 
     def _caller(self, request: Request) -> dict[str, str | None] | HttpResponse:
         """The caller's `$context.identity`, or the 403 that refuses it (devserver.apigw_auth)."""
-        anonymous = identity(request.remote_addr or "127.0.0.1", request.headers.get("User-Agent"))
-        body = request_body(request)
-        if body is None:
-            return anonymous  # too large: every route refuses it before auth
+        anonymous = _anonymous(request)
+        body = request_body(request) or b""  # never None here: handle() refused that
         signed = self._auth.caller(request, body,
                                    datetime.datetime.fromtimestamp(self._clock(), datetime.timezone.utc))
         if isinstance(signed, Denied):
@@ -238,9 +244,7 @@ class LocalApiGateway:
             return gateway_response(self._api.gateway_responses, response_type, call, **details)
 
         overrides = Overrides()  # this request's $context.requestOverride / responseOverride
-        body = request_body(request)
-        if body is None:
-            return failure("REQUEST_TOO_LARGE")
+        body = request_body(request) or b""  # never None here: handle() refused that
         content_type = request.headers.get("Content-Type") or "application/json"
         model = route.body_models.get(content_type)
         if route.validator is not None and route.validator.validate_body and model is not None:

@@ -191,9 +191,11 @@ def test_only_operators_may_call_the_admin_routes(client):
 def test_a_body_over_the_quota_is_413_before_any_signature_check(client):
     body = b"x" * (10 * 1024 * 1024 + 1)
 
-    response = client.open("/requests/x", method="POST", data=body, headers={"Content-Type": "application/json"})
+    response = client.open("/requests/x/retry", method="POST", data=body, headers={"Content-Type": "application/json"})
 
+    # The API's own REQUEST_TOO_LARGE gateway response, as on the PUT route: gateway responses are API-wide.
     assert response.status_code == 413
+    assert answer(response)["message"].startswith("request body too large")
 
 
 # --- configuration -----------------------------------------------------------------------------------
