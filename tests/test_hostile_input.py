@@ -159,7 +159,6 @@ def sized(total: int) -> bytes:
     return head + b"x" * (total - len(head) - len(tail)) + tail
 
 
-NOT_OBJECT = "request body must be a JSON object"
 EMPTY = "request body is empty (no body, or {}); send a JSON object with at least one member"
 NOT_JSON = "Invalid JSON in request body"
 NOT_UTF8 = "Invalid UTF-8 in request body"
@@ -431,16 +430,19 @@ def test_an_owner_ish_id_never_reaches_another_owners_request(owners_stack, alic
 
 
 def test_a_cursor_naming_another_owners_item_lists_only_the_callers_own(owners_stack, alices):
-    bob = Api(owners_stack.api_url, "BOB")
+    # After the cursor's item the index holds ALICE's later request, then BOB's: only BOB's may show.
+    alice, bob = Api(owners_stack.api_url, "ALICE"), Api(owners_stack.api_url, "BOB")
+    alices_later = alice.accepted(UNKNOWN_DISH, {"Idempotency-Key": "alices-later-order"})
+    assert alice.finished(alices_later, timeout=30)["status"] == "FAILED"
     bobs = bob.accepted(UNKNOWN_DISH)
-    bob.finished(bobs, timeout=30)
+    assert bob.finished(bobs, timeout=30)["status"] == "FAILED"
     item = stored_item(owners_stack, alices, ALICE)
     cursor = encode_cursor({"id": item["id"], "listStatus": {"S": "FAILED"}, "createdAt": item["createdAt"]})
 
     items, statuses, problems = list_pages(bob, "FAILED", limit=1, cursor=cursor)
 
     assert (problems, set(statuses)) == ([], {200})
-    assert foreign(items, {bobs}) == []
+    assert bobs in {i["id"] for i in items} and foreign(items, {bobs}) == []
 
 
 # --- any JSON object round-trips byte-exact ----------------------------------------------------
