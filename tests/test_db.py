@@ -36,6 +36,7 @@ from devserver.db import (
     tag_ttl_remove,
 )
 from devserver.db_ttl import MAX_TTL_AGE_SECONDS, TTL_USER_IDENTITY
+from devserver.testing.api import read_until
 from tests.conftest import ctrl_c_reaches_it
 
 pytestmark = pytest.mark.stack  # starts moto and DynamoDB Local
@@ -217,7 +218,7 @@ def test_serve_db_runs_until_stopped_and_takes_its_children_along(backend: str, 
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=ctrl_c_reaches_it)
     try:
-        lines = _read_until(process, "# Ctrl-C", timeout=20)
+        lines = read_until(process, "# Ctrl-C", timeout=20)
         values = dict(line.split("=", 1) for line in lines if "=" in line)
         assert values["DYNAMODB_ENDPOINT_URL"] == f"http://127.0.0.1:{port}"
         assert values["SQS_ENDPOINT_URL"] == f"http://127.0.0.1:{port if backend == 'moto' else sqs_port}"
@@ -365,19 +366,6 @@ def _port_free(port: int) -> bool:
             return True
         except OSError:
             return False
-
-
-def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
-    assert process.stdout is not None
-    deadline, lines = time.monotonic() + timeout, []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()  # the child prints within a second or two, or dies (EOF)
-        if not line:
-            break
-        lines.append(line.strip())
-        if line.startswith(marker):
-            return lines
-    raise AssertionError(f"no {marker!r} from serve_db; got {lines}")
 
 
 

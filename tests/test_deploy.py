@@ -18,6 +18,7 @@ import boto3
 import pytest
 
 from devserver.infra import resolve
+from devserver.testing.api import read_until
 from infra.base_stack import deployed_refs, stage_base_stack
 from infra.chalice_deploy import ssm_parameters
 from infra.dynamic_references import resolve_dynamic_references
@@ -36,8 +37,7 @@ FUNCTIONS = {"Process": "process", "APIHandler": "", "HandleFailures": "handle_f
 def start_endpoint(log: Path) -> "tuple[subprocess.Popen[str], str]":
     process = subprocess.Popen([sys.executable, "-m", "devserver", "aws", "--port", "0"], cwd=ROOT, text=True,
                                stdout=subprocess.PIPE, stderr=log.open("w"), preexec_fn=ctrl_c_reaches_it)
-    assert process.stdout is not None
-    first = process.stdout.readline().strip()
+    [first] = read_until(process, "AWS_ENDPOINT_URL=", timeout=TIMEOUT_S)
     assert first.startswith("AWS_ENDPOINT_URL=http://127.0.0.1:"), first + log.read_text()
     return process, first.split("=", 1)[1]
 

@@ -22,7 +22,7 @@ from devserver.db_process import free_port
 from devserver.launcher import LocalStack
 from devserver.local_config import PROJECT_DIR
 from devserver.processes import process_alive
-from devserver.testing.api import Api, http, wait_for
+from devserver.testing.api import Api, http, read_until, wait_for
 from devserver.testing.events import pending_item
 from tests.conftest import listening
 
@@ -259,13 +259,7 @@ def test_make_run_is_chalice_local_and_stops_on_ctrl_c_within_2_s(tmp_path):
                             "--state-dir", str(tmp_path / "state")], cwd=PROJECT_DIR, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        lines = []
-        assert run.stdout is not None
-        for line in run.stdout:
-            lines.append(line)
-            if line.startswith("Ctrl-C stops everything"):
-                break
-        printed = "".join(lines)
+        printed = "\n".join(read_until(run, "Ctrl-C stops everything", timeout=60))
         assert f"http://127.0.0.1:{port}" in printed and "storefirst-requests" in printed, printed
         assert "max retries 10" in printed and "report item failures True" in printed
         local = Api(f"http://127.0.0.1:{port}")

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 from devserver.db import client
 from devserver.db_process import REPO_ROOT, DbProcess, free_port, start_moto, stop
 from devserver.faults import FaultProxy, Faults, selected, selectors, serve_faults
+from devserver.testing.api import read_until
 from tests.conftest import ctrl_c_reaches_it, listening
 
 pytestmark = pytest.mark.stack  # serves the fault proxy over real sockets
@@ -367,9 +368,8 @@ def test_the_cli_prints_its_url_and_stops_on_a_signal_within_2_s(moto, sig):
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         preexec_fn=ctrl_c_reaches_it)
     try:
-        assert process.stdout is not None
-        lines = [process.stdout.readline(), process.stdout.readline()]
-        assert lines[0] == f"FAULTS_UPSTREAM={moto.endpoint_url}\n"
+        lines = read_until(process, "FAULTS_URL=", timeout=20)
+        assert lines[0] == f"FAULTS_UPSTREAM={moto.endpoint_url}"
         url = lines[1].strip().split("=", 1)[1]
         assert lines[1].startswith("FAULTS_URL=http://127.0.0.1:")
         with pytest.raises(ClientError, match="ThrottlingException"):

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from devserver.local_config import DEFAULT_REGION, DEFAULT_SECRET_KEY
 
@@ -39,6 +41,30 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout} s")
         time.sleep(0.05)
+
+
+def read_until(process: "subprocess.Popen[str]", marker: str, timeout: float = 30.0) -> List[str]:
+    """The lines a child prints, up to and including the first that starts with `marker`. A read
+    blocks until the child prints, so it runs in a thread: if the marker has not come within
+    `timeout` s, the child is killed (which ends the read) and AssertionError names what it printed."""
+    assert process.stdout is not None
+    stdout, lines, found = process.stdout, [], threading.Event()
+
+    def read() -> None:
+        for line in stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith(marker):
+                found.set()
+                return
+
+    reader = threading.Thread(target=read, name="read-until", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not found.is_set():
+        process.kill()
+        reader.join(5)
+        raise AssertionError(f"no line starting {marker!r} within {timeout} s; printed: {lines}")
+    return lines
 
 
 class Api:
