@@ -91,10 +91,6 @@ class FakeStreams:
         """Records older than the trim horizon are gone (24 h retention, docs: DDB-4)."""
         self.shards[shard_id].trimmed = count
 
-    def expire_iterators(self) -> None:
-        for it in self._iterators.values():
-            it["issued"] = -1e12
-
     def fail_next(self, operation: str, code: str, message: str = "injected") -> None:
         self._failures.setdefault(operation, []).append(client_error(code, message, operation))
 
