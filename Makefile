@@ -168,8 +168,8 @@ security: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	done
 
 # The chalice deploy path's base stack, CloudFormation stack storefirst-<stage>-base (infra/base_stack.py):
-# what Chalice does not create (table, failure queue, the PUT route's role, alarm topic and alarms, log
-# groups), taken from infra/template.yaml. Run it before `chalice deploy --stage <stage>` and after each
+# what Chalice does not create (table, failure bucket and queue, the PUT route's role, alarm topic,
+# alarms and dashboard, log groups), taken from infra/template.yaml. Run it before `chalice deploy --stage <stage>` and after each
 # change to infra/template.yaml (chalice deploy refuses an outdated one); a run that changes nothing says
 # so. Needs credentials, not the AWS CLI; honours AWS_ENDPOINT_URL (e.g. python -m devserver aws).
 infra: $(VENV)/.installed

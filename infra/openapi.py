@@ -20,8 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -31,7 +29,7 @@ from chalice.package import TemplateDeepMerger  # noqa: E402
 
 from chalicelib.model import ID_PATTERN as _ID  # noqa: E402
 from chalicelib.ownership import OWNER_PATTERN  # noqa: E402
-from infra.merge_stage import AUTH, TEMPLATE, merge_template, stage_auth_mode  # noqa: E402
+from infra.merge_stage import stage_auth_mode, stage_template  # noqa: E402
 
 ID_PATTERN = f"^{_ID}$"  # the PUT template's $idValid checks the same
 _ERROR = {"$ref": "#/definitions/Error"}
@@ -95,7 +93,7 @@ def _without_extensions(value: Any) -> Any:
 def describe(stage: str = "dev", project_dir: Path = ROOT) -> Dict[str, Any]:
     """The definition for `stage`. app.py must be imported with the stage's AUTH_MODE, as Chalice
     imports it when it packages: main() sets it first; an importer (the tests: none) must match."""
-    mode = stage_auth_mode(stage, project_dir)
+    mode, merged = stage_template(stage, project_dir)
     os.environ.setdefault("AUTH_MODE", mode)
     import app as app_module
     from chalicelib import requests_api
@@ -107,7 +105,6 @@ def describe(stage: str = "dev", project_dir: Path = ROOT) -> Dict[str, Any]:
         raise ValueError(f"app.py was imported with other auth than stage {stage}'s {mode}: "
                          f"run python infra/openapi.py --stage {stage} in a process of its own")
     swagger = CFNSwaggerGenerator().generate_swagger(app_module.app)
-    merged = merge_template(yaml.safe_load(TEMPLATE.read_text()), mode, yaml.safe_load(AUTH.read_text()))
     body = TemplateDeepMerger().merge(merged["Resources"]["RestAPI"]["Properties"]["DefinitionBody"], swagger)
     api = _without_extensions(copy.deepcopy(body))
     for parameter in api["paths"]["/requests"]["put"]["parameters"]:
