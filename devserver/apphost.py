@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO
 from devserver import aws_guard
 from devserver.console_reads import RecentIds, RequestReads
 from devserver.db_schema import DEFAULT_QUEUE
-from devserver.functions import FunctionConfig, FunctionPool
+from devserver.functions import MAX_INSTANCES, FunctionConfig, FunctionPool
 from devserver.launcher import Database, running_database, start_database
 from devserver.local_config import LocalConfig
 from devserver.local_pages import LocalPages, Unavailable, is_local_path, json_answer
@@ -28,10 +28,9 @@ from devserver.processes import StartError
 
 log = logging.getLogger(__name__)
 
+# Batches of the stream mapping in flight at once, over all shards: each holds a function instance.
+MAX_STREAM_BATCHES = MAX_INSTANCES
 # What a function instance inherits from the host besides its own variables: enough to run Python.
-# Batches of the stream mapping in flight at once, over all shards: each holds a function instance,
-# and FunctionPool starts at most 10 instances of a function (ParallelizationFactor's maximum).
-MAX_STREAM_BATCHES = 10
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
               "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "PYTHONUNBUFFERED")
 

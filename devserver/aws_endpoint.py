@@ -37,6 +37,8 @@ import signal
 import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
+from devserver.infra import DEFAULT_TIMEOUT_MS
+
 if TYPE_CHECKING:  # moto is imported when the endpoint starts: `python -m devserver db` need not pay for it
     from moto.apigateway.models import APIGatewayBackend
     from moto.awslambda.models import LambdaFunction
@@ -46,8 +48,6 @@ log = logging.getLogger(__name__)
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "x-amazon-apigateway-any-method")
 _PARAMETER_PLACES = {"header": "header", "query": "querystring", "path": "path"}
-# API Gateway's default integration timeout: its maximum (docs: APIGW-20).
-_DEFAULT_TIMEOUT_MS = 29_000
 STAND_IN_LAYER_VERSION = 1  # the layer version of every Powertools parameter here (docs: LOCAL-9)
 
 
@@ -135,7 +135,7 @@ def _put_integration(backend: "APIGatewayBackend", api_id: str, resource_id: str
         request_templates=dict(integration.get("requestTemplates", {})) or None,
         passthrough_behavior=integration.get("passthroughBehavior", "when_no_match").upper(),
         cache_namespace=integration.get("cacheNamespace"),
-        timeout_in_millis=integration.get("timeoutInMillis", _DEFAULT_TIMEOUT_MS),
+        timeout_in_millis=integration.get("timeoutInMillis", DEFAULT_TIMEOUT_MS),
         request_parameters=integration.get("requestParameters"),
         content_handling=integration.get("contentHandling"),
         connection_type=integration.get("connectionType"))

@@ -16,9 +16,7 @@ import traceback
 from typing import Any, Callable, Dict, List, Optional
 
 from devserver.functions import recv_frame, send_frame
-
-# Set by the launcher for fault and reliability tests: run this business logic instead of app.py's.
-BUSINESS_LOGIC = "STOREFIRST_BUSINESS_LOGIC"
+from devserver.local_config import BUSINESS_LOGIC
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -167,11 +167,15 @@ class Instance:
         self._sock.close()
 
 
+# Instances of one function at once: ParallelizationFactor's maximum (docs: ESM-17).
+MAX_INSTANCES = 10
+
+
 class FunctionPool:
     """The app's Lambda functions: warm instances reused, new ones started for concurrency."""
 
     def __init__(self, functions: Mapping[str, FunctionConfig], *, project_dir: Path,
-                 python: str = sys.executable, max_instances: int = 10,
+                 python: str = sys.executable, max_instances: int = MAX_INSTANCES,
                  new_instance: Optional[Callable[[FunctionConfig], Instance]] = None) -> None:
         self._functions = dict(functions)
         self._project_dir = project_dir

@@ -25,7 +25,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional
 
 from devserver import aws_guard
 from devserver.db_process import free_port
-from devserver.local_config import PROJECT_DIR, LocalConfig
+from devserver.local_config import BUSINESS_LOGIC, PROJECT_DIR, LocalConfig
 from devserver.processes import Child, process_alive, read_json, spawn, stop, wait_until
 
 DATABASE_STATE = "db.json"
@@ -254,7 +254,7 @@ class LocalStack:
         options = self.options
         function_env = dict(options.function_env)
         if options.business_logic:
-            function_env["STOREFIRST_BUSINESS_LOGIC"] = options.business_logic
+            function_env[BUSINESS_LOGIC] = options.business_logic
         return LocalConfig(state_dir=self.state_dir, backend=options.backend, endpoint_url=options.endpoint_url,
                            region=options.region, function_env=function_env, poll_interval=options.poll_interval,
                            schedule_every=options.schedule_every, auth=options.auth, operators=options.operators)

@@ -32,7 +32,8 @@ SCHEDULE_EVERY = "STOREFIRST_SCHEDULE_EVERY"
 AUTH = "STOREFIRST_AUTH"
 SECRET_KEY = "STOREFIRST_SECRET_KEY"
 OPERATORS = "STOREFIRST_OPERATORS"
-# Read by each function instance (devserver/function_instance.py), passed through the function env.
+# Read by each function instance (devserver/function_instance.py), passed through the function env:
+# the launcher sets it for fault and reliability tests, to run that business logic instead of app.py's.
 BUSINESS_LOGIC = "STOREFIRST_BUSINESS_LOGIC"
 
 
