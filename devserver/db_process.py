@@ -2,8 +2,8 @@
 
 A separate process per database means the API emulator and the stream runner can be killed and
 restarted without losing the table (as long as the database process lives, or, for DynamoDB Local
-with a data directory, even across its own restarts). See devserver/db.py for the observed
-differences between the two backends.
+with a data directory, even across its own restarts). docs/local-backends.md (LOCAL-101 to
+LOCAL-119) lists how the two backends differ from AWS and from each other.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 moto never expires items (docs: LOCAL-111). DynamoDB Local 3.3.1 does (within ~10 s when TTL is
 enabled), but its stream record for the delete has eventName "UNKNOWN_TO_SDK_VERSION" and no
-userIdentity (observed, see devserver/db.py). On AWS a TTL delete is a REMOVE with
+userIdentity (observed, docs: LOCAL-111). On AWS a TTL delete is a REMOVE with
 userIdentity {"type": "Service", "principalId": "dynamodb.amazonaws.com"} (docs: DDB-7), and our ESM
 filter and processor rely on that shape, so the stream runner passes each record through
 `tag_ttl_remove` before filtering.
