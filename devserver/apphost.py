@@ -75,6 +75,7 @@ class AppHost:
         self._batches: Optional[ThreadPoolExecutor] = None
         self._others: List[Any] = []
         self._sqs: Any = None
+        self._queue_url: Optional[str] = None
         self._lock_file: Optional[TextIO] = None
         self._stopped = threading.Event()
         self._last_check = (0.0, True)
@@ -123,8 +124,7 @@ class AppHost:
         if local.dynamodb_endpoint:
             self.database = Database(pid=0, backend="given", region=local.region,
                                      dynamodb_endpoint=local.dynamodb_endpoint,
-                                     sqs_endpoint=local.sqs_endpoint or local.dynamodb_endpoint,
-                                     table_name=table, stream_arn="", queue_url="", state_file=Path())
+                                     sqs_endpoint=local.sqs_endpoint or local.dynamodb_endpoint)
             return
         found = running_database(local.state_dir)
         if found is not None and found.backend == local.backend:
@@ -253,11 +253,14 @@ class AppHost:
         if self._sqs is None:
             return None
         try:
-            url = self._sqs.get_queue_url(QueueName=DEFAULT_QUEUE)["QueueUrl"]
-            attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            # Looked up once, not on each of the status polls (the launcher's start-up, the console).
+            self._queue_url = self._queue_url or self._sqs.get_queue_url(QueueName=DEFAULT_QUEUE)["QueueUrl"]
+            attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue_url,
+                                                        AttributeNames=["ApproximateNumberOfMessages"])
             return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
         except Exception as exc:  # noqa: BLE001 - the status must answer even when SQS does not
             log.warning("failure queue depth unavailable: %s", exc)
+            self._queue_url = None  # a database started again may have made the queue again
             return None
 
     # --- HTTP -----------------------------------------------------------------------------

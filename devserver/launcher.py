@@ -42,10 +42,6 @@ class Database:
     region: str
     dynamodb_endpoint: str
     sqs_endpoint: str
-    table_name: str
-    stream_arn: str
-    queue_url: str
-    state_file: Path
 
     @classmethod
     def read(cls, state_file: Path) -> Optional["Database"]:
@@ -54,9 +50,7 @@ class Database:
             return None
         return cls(pid=int(values["PID"]), backend=values["BACKEND"], region=values["AWS_REGION"],
                    dynamodb_endpoint=values["DYNAMODB_ENDPOINT_URL"],
-                   sqs_endpoint=values["SQS_ENDPOINT_URL"] or values["DYNAMODB_ENDPOINT_URL"],
-                   table_name=values["TABLE_NAME"], stream_arn=values["STREAM_ARN"], queue_url=values["QUEUE_URL"],
-                   state_file=state_file)
+                   sqs_endpoint=values["SQS_ENDPOINT_URL"] or values["DYNAMODB_ENDPOINT_URL"])
 
     def reachable(self) -> bool:
         """The process lives and its DynamoDB endpoint accepts connections."""
