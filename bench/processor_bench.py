@@ -70,15 +70,18 @@ def _store(client: Any, workers: int, updateitem: bool) -> Any:
 
 
 def processor(client: Any, logic: Logic, workers: int, *, updateitem: bool = False,
-              executor: Optional[Executor] = None) -> Any:
-    """The real StreamProcessor on `client`; `updateitem`: with the write-back baseline's store."""
+              executor: Optional[Executor] = None, metrics: bool = True) -> Any:
+    """The real StreamProcessor on `client`; `updateitem`: with the write-back baseline's store;
+    `metrics` False: no EMF lines at all (the profile's share of logging and metrics)."""
     from chalicelib.processor import StreamProcessor
 
     if executor is None:
         executor = ThreadPoolExecutor(max_workers=workers)
         _EXECUTORS.append(executor)  # shut down after the pass, outside the timed part
     # Logs and EMF lines go to stdout as on Lambda (quiet_stdout drops them after formatting).
-    return StreamProcessor(_store(client, workers, updateitem), logic, executor=executor, success_ttl_seconds=300)
+    extra: Dict[str, Any] = {} if metrics else {"publish": lambda counts, latencies: None}
+    return StreamProcessor(_store(client, workers, updateitem), logic, executor=executor, success_ttl_seconds=300,
+                           **extra)
 
 
 def sequential(client: Any, logic: Logic, records: List[Dict[str, Any]]) -> None:

@@ -77,9 +77,9 @@ def run(size: int = 100, workers: int = 16, repeat: int = 5) -> Dict[str, Any]:
 
     def quiet_whole(inline: bool = False) -> Callable[[], Any]:
         def run() -> None:
-            batch = processor(client, take_order, workers, executor=InlineExecutor() if inline else None)
-            with quiet_stdout():  # the metric lines: formatted, not printed
-                assert not batch.process_batch(taped.records)["batchItemFailures"]
+            batch = processor(client, take_order, workers, executor=InlineExecutor() if inline else None,
+                              metrics=False)
+            assert not batch.process_batch(taped.records)["batchItemFailures"]
         return silenced(run)
 
     seconds: Dict[str, float] = {
