@@ -308,11 +308,10 @@ def template_memory() -> int:
 
 def template_factor(stage: str = "prod") -> int:
     """The stage's ParallelizationFactor, as infra/merge_stage.py writes it into the mapping."""
-    import yaml
-
+    from devserver.infra import load_template
     from devserver.stream.settings import for_stage
 
-    template = for_stage(yaml.safe_load((ROOT / "infra" / "template.yaml").read_text()), stage)
+    template = for_stage(load_template(ROOT / "infra" / "template.yaml"), stage)
     events = template["Resources"]["Process"]["Properties"]["Events"]
     return int(events["ProcessDynamodbEventSource"]["Properties"].get("ParallelizationFactor", 1))
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Tuple
 
 import boto3
-import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
@@ -31,6 +30,7 @@ from chalicelib.failures import FailureConsumer
 from chalicelib.logs import logger
 from chalicelib.store import RequestStore
 from devserver.db_schema import create_table_request
+from devserver.infra import load_template
 from devserver.stream.destinations import S3FailureDestination, failure_record
 from devserver.stream.records import to_lambda_record
 
@@ -81,7 +81,7 @@ class Rig:
         self.streams = self.meter.attach(session.client("dynamodbstreams", endpoint_url=endpoint, config=CONFIG))
         self.s3 = self.meter.attach(session.client("s3", endpoint_url=endpoint, config=CONFIG))
         self.table = f"requests-{size}-{run}"
-        template = yaml.safe_load((ROOT / "infra" / "template.yaml").read_text())
+        template = load_template(ROOT / "infra" / "template.yaml")
         self.dynamodb.create_table(**create_table_request(template, self.table))
         items = [{"id": {"S": f"r{i}"}, "status": {"S": "PENDING"}, "listStatus": {"S": "PENDING"},
                   "request": {"S": '{"table": 3}'}, "createdAt": {"N": "1"}, "attempts": {"N": "0"}}

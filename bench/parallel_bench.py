@@ -41,16 +41,15 @@ def _warm(seconds: float) -> int:
 
 
 def one_factor(factor: int, tape: Tape, ids: List[str], rounds: int) -> Dict[str, Any]:
-    import yaml
-
     import app as app_module
     from devserver.db import TEMPLATE
+    from devserver.infra import load_template
     from devserver.stream import MemoryCheckpointStore, RunnerConfig, StreamRunner
     from devserver.stream.settings import for_stage, settings_from_template
     from devserver.testing.events import pending_item
     from devserver.testing.streams import FakeStreams
 
-    settings = settings_from_template(for_stage(yaml.safe_load(TEMPLATE.read_text()), "dev"), app_module.app)
+    settings = settings_from_template(for_stage(load_template(TEMPLATE), "dev"), app_module.app)
     streams = FakeStreams(time.time)
     shard = streams.add_shard()
     for _ in range(rounds):
