@@ -11,6 +11,7 @@ FAILED = "FAILED"
 # The same pattern guards ids in the PUT template (infra/template.yaml): a key or request id
 # outside it is refused there, so an id outside it cannot exist.
 ID_PATTERN = r"[A-Za-z0-9._:-]{1,100}"
+ID_RULE = "1 to 100 characters of A-Z a-z 0-9 . _ : -"  # ID_PATTERN in words, for error messages
 _ID = re.compile(ID_PATTERN)
 
 

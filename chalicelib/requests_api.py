@@ -32,7 +32,7 @@ from chalicelib.errors import (
     StoreUnavailable,
 )
 from chalicelib.logs import logger
-from chalicelib.model import FAILED, PENDING, is_valid_id
+from chalicelib.model import FAILED, ID_RULE, PENDING, is_valid_id
 from chalicelib.ownership import is_owner, item_key, owner_of, public_id, split_key
 
 bp = Blueprint(__name__)
@@ -78,7 +78,7 @@ def _errors_as_json(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def _valid_id(request_id: str) -> str:
     if not is_valid_id(request_id):
-        raise InvalidRequestId("a request id is 1 to 100 characters of A-Z a-z 0-9 . _ : -")
+        raise InvalidRequestId(f"a request id is {ID_RULE}")
     return request_id
 
 

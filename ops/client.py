@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from chalicelib.model import is_valid_id
-from chalicelib.ownership import ANONYMOUS, SEPARATOR, is_owner
+from chalicelib.model import ID_RULE, is_valid_id
+from chalicelib.ownership import ANONYMOUS, SEPARATOR, is_owner, item_key
 from ops.backoff import Backoff
 from ops.errors import ApiError, Unreachable, error_for
 from ops.sigv4 import Signer
@@ -56,7 +56,7 @@ class RequestName:
     id: str
 
     def __str__(self) -> str:
-        return f"{self.owner}{SEPARATOR}{self.id}"
+        return item_key(self.owner, self.id)
 
     @classmethod
     def parse(cls, text: str) -> "RequestName":
@@ -69,8 +69,7 @@ class RequestName:
                              "`pending` print it, OWNER being anonymous, iam-<principal id> or key-<API key id> "
                              "(a bare ID is the anonymous owner's)")
         if not is_valid_id(request_id):
-            raise ValueError(f"{text!r}: {request_id!r} is not a request id: 1 to 100 characters of "
-                             "A-Z a-z 0-9 . _ : -")
+            raise ValueError(f"{text!r}: {request_id!r} is not a request id: {ID_RULE}")
         return cls(owner, request_id)
 
     @classmethod

@@ -22,12 +22,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+from chalicelib.model import ID_RULE
 from chalicelib.ownership import ANONYMOUS
 from devserver.testing.api import Answer, Api, http
 
 NOT_FOUND, BAD_ID, NO_ROUTE = "404", "400", "403 no route"
 STATUS = {NOT_FOUND: 404, BAD_ID: 400, NO_ROUTE: 403}
-BAD_ID_MESSAGE = "a request id is 1 to 100 characters of A-Z a-z 0-9 . _ : -"
+BAD_ID_MESSAGE = f"a request id is {ID_RULE}"
 # What chalice.local answers a signed request for a path no route has (API Gateway's answer then).
 NO_ROUTE_MESSAGE = "Authorization header requires 'Credential' parameter."
 SIGNATURE_MISMATCH = "The request signature we calculated does not match the signature you provided."

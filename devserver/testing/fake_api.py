@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
-from chalicelib.model import is_valid_id
+from chalicelib.model import ID_RULE, is_valid_id
 from chalicelib.ownership import ANONYMOUS, SEPARATOR, is_owner, item_key, split_key
 
 GATE_TIMEOUT_S = 5.0  # a gate never holds a test longer than this
@@ -130,7 +130,7 @@ class FakeApi:
         if not is_owner(owner):
             return Scripted(400, {"message": f"{owner!r} is not an owner"})
         if not is_valid_id(request_id):
-            return Scripted(400, {"message": "a request id is 1 to 100 characters of A-Z a-z 0-9 . _ : -"})
+            return Scripted(400, {"message": f"a request id is {ID_RULE}"})
         return answer(item_key(owner, request_id))
 
     def _view(self, key: str) -> Dict[str, Any]:
