@@ -16,11 +16,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from botocore.exceptions import ClientError
 
+from devserver.testing.fakes import client_error
+
 ITERATOR_LIFETIME_S = 15 * 60  # an iterator expires 15 minutes after it is issued (docs: DDB-5)
-
-
-def client_error(code: str, message: str, operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
 
 
 class FakeClock:
@@ -92,7 +90,7 @@ class FakeStreams:
         self.shards[shard_id].trimmed = count
 
     def fail_next(self, operation: str, code: str, message: str = "injected") -> None:
-        self._failures.setdefault(operation, []).append(client_error(code, message, operation))
+        self._failures.setdefault(operation, []).append(client_error(code, operation, message=message))
 
     def put(
         self, keys: Dict[str, Any], *, new: Optional[Dict[str, Any]] = None, old: Optional[Dict[str, Any]] = None,
@@ -150,8 +148,8 @@ class FakeStreams:
         self._check_arn(StreamArn, "GetShardIterator")
         s = self.shards.get(ShardId)
         if s is None:
-            raise client_error("ResourceNotFoundException", "Requested resource not found: Shard does not exist",
-                               "GetShardIterator")
+            raise client_error("ResourceNotFoundException", "GetShardIterator",
+                               message="Requested resource not found: Shard does not exist")
         if ShardIteratorType == "TRIM_HORIZON":
             pos = s.trimmed
         elif ShardIteratorType == "LATEST":
@@ -160,11 +158,11 @@ class FakeStreams:
             seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in s.records]
             target = int(SequenceNumber or "0")
             if target not in seqs:
-                raise client_error("ValidationException", "Invalid SequenceNumber", "GetShardIterator")
+                raise client_error("ValidationException", "GetShardIterator", message="Invalid SequenceNumber")
             pos = seqs.index(target) + (1 if ShardIteratorType == "AFTER_SEQUENCE_NUMBER" else 0)
             if pos < s.trimmed:
-                raise client_error("TrimmedDataAccessException", "Requested data is beyond the trim horizon",
-                                   "GetShardIterator")
+                raise client_error("TrimmedDataAccessException", "GetShardIterator",
+                                   message="Requested data is beyond the trim horizon")
         token = uuid.uuid4().hex
         self._iterators[token] = {"shard": ShardId, "pos": pos, "issued": self.clock()}
         return {"ShardIterator": token}
@@ -173,12 +171,13 @@ class FakeStreams:
         self._enter("GetRecords", ShardIterator=ShardIterator, Limit=Limit)
         it = self._iterators.get(ShardIterator)
         if it is None or it["shard"] not in self.shards:
-            raise client_error("ResourceNotFoundException", "Invalid ShardId in ShardIterator", "GetRecords")
+            raise client_error("ResourceNotFoundException", "GetRecords", message="Invalid ShardId in ShardIterator")
         if self.clock() - it["issued"] > ITERATOR_LIFETIME_S:
-            raise client_error("ExpiredIteratorException", "Iterator expired", "GetRecords")
+            raise client_error("ExpiredIteratorException", "GetRecords", message="Iterator expired")
         s = self.shards[it["shard"]]
         if it["pos"] < s.trimmed:
-            raise client_error("TrimmedDataAccessException", "Requested data is beyond the trim horizon", "GetRecords")
+            raise client_error("TrimmedDataAccessException", "GetRecords",
+                               message="Requested data is beyond the trim horizon")
         batch = s.records[it["pos"]:it["pos"] + min(Limit, 1000)]
         out: Dict[str, Any] = {"Records": copy.deepcopy(batch)}
         pos = it["pos"] + len(batch)
@@ -196,8 +195,8 @@ class FakeStreams:
 
     def _check_arn(self, arn: str, operation: str) -> None:
         if arn != self.stream_arn:
-            raise client_error("ResourceNotFoundException", "Requested resource not found: Stream: %s not found" % arn,
-                               operation)
+            raise client_error("ResourceNotFoundException", operation,
+                               message="Requested resource not found: Stream: %s not found" % arn)
 
 
 class RecordingHandler:
