@@ -2,6 +2,7 @@
 package, security and deploy tests)."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -65,13 +66,16 @@ WRITE_TRACES = {"xray:PutTraceSegments": "*", "xray:PutTelemetryRecords": "*"}
 RESOURCELESS = set(WRITE_TRACES)
 
 
-# The deployed names of the Chalice functions of stage dev, for templates that refer to them.
-DEPLOYED_FUNCTIONS = {"Process": "storefirst-dev-process", "APIHandler": "storefirst-dev",
-             "HandleFailures": "storefirst-dev-handle_failures", "Reconcile": "storefirst-dev-reconcile"}
+@functools.lru_cache(maxsize=1)
+def deployed_functions() -> Dict[str, str]:
+    """The deployed name of each Chalice function of stage dev, as Chalice's deploy graph names it."""
+    from infra.chalice_graph import function_names, stage_application
+
+    return function_names(stage_application(ROOT, "dev"))
 
 
 def deployed_names(text: str) -> str:
     """`text` (a template as JSON) with each Chalice function's Ref and ${...} as its deployed name."""
-    for logical, name in DEPLOYED_FUNCTIONS.items():
+    for logical, name in deployed_functions().items():
         text = text.replace(json.dumps({"Ref": logical}), json.dumps(name)).replace("${%s}" % logical, name)
     return text

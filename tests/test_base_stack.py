@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from infra.base_stack import BaseStackError, base_template, deploy, deployed_refs, references
 from tests.conftest import TEMPLATE
-from tests.packaging import DEPLOYED_FUNCTIONS, deployed_names
+from tests.packaging import deployed_functions, deployed_names
 
 # moto's CloudFormation creates no alarms, dashboards or queue policies (it says so in a warning); the
 # template is what is checked here.
@@ -35,7 +35,7 @@ def cloudformation() -> Iterator[Any]:
 
 
 def test_the_base_stack_holds_the_templates_own_resources_as_they_are(template):
-    stack = base_template(template, DEPLOYED_FUNCTIONS, "storefirst-dev-base")
+    stack = base_template(template, deployed_functions(), "storefirst-dev-base")
 
     ours = {name: r for name, r in template["Resources"].items() if "Type" in r}
     assert set(stack.template["Resources"]) == set(ours)
@@ -46,7 +46,7 @@ def test_the_base_stack_holds_the_templates_own_resources_as_they_are(template):
 
 
 def test_alarms_name_the_function_chalice_deploy_creates(template):
-    resources = base_template(template, DEPLOYED_FUNCTIONS, "storefirst-dev-base").template["Resources"]
+    resources = base_template(template, deployed_functions(), "storefirst-dev-base").template["Resources"]
 
     for alarm in ("ProcessorIteratorAgeAlarm", "ProcessorErrorsAlarm"):
         assert resources[alarm]["Properties"]["Dimensions"] == [{"Name": "FunctionName",
@@ -54,7 +54,7 @@ def test_alarms_name_the_function_chalice_deploy_creates(template):
 
 
 def test_it_outputs_every_value_the_patches_read_and_what_operators_need(template):
-    stack = base_template(template, DEPLOYED_FUNCTIONS, "storefirst-dev-base")
+    stack = base_template(template, deployed_functions(), "storefirst-dev-base")
 
     patches = [r for r in template["Resources"].values() if "Type" not in r]
     read = {f"{t}.{a}" if a else t for t, a in references(patches) if t in stack.template["Resources"]}
@@ -69,11 +69,11 @@ def test_a_resource_that_needs_a_chalice_resource_is_refused(template):
     broken["Resources"]["AlarmTopic"]["Properties"]["DisplayName"] = {"Ref": "RestAPI"}
 
     with pytest.raises(BaseStackError, match=r"AlarmTopic refers to \['RestAPI'\], which only chalice deploy"):
-        base_template(broken, DEPLOYED_FUNCTIONS, "storefirst-dev-base")
+        base_template(broken, deployed_functions(), "storefirst-dev-base")
 
 
 def test_a_second_deploy_sends_nothing_and_a_changed_template_updates(template, cloudformation):
-    stack = base_template(template, DEPLOYED_FUNCTIONS, "storefirst-dev-base")
+    stack = base_template(template, deployed_functions(), "storefirst-dev-base")
 
     assert deploy(cloudformation, stack, delay=0) == "created"
     assert deploy(cloudformation, stack, delay=0) == "unchanged"
@@ -84,12 +84,12 @@ def test_a_second_deploy_sends_nothing_and_a_changed_template_updates(template, 
 
     changed = copy.deepcopy(template)
     changed["Resources"]["ProcessorFailureQueue"]["Properties"]["MessageRetentionPeriod"] = 86400
-    changed_stack = base_template(changed, DEPLOYED_FUNCTIONS, "storefirst-dev-base")
+    changed_stack = base_template(changed, deployed_functions(), "storefirst-dev-base")
     assert deploy(cloudformation, changed_stack, delay=0) == "updated"
 
 
 def test_chalice_deploy_is_told_to_run_make_infra_when_the_stack_is_missing_or_outdated(template, cloudformation):
-    stack = base_template(template, DEPLOYED_FUNCTIONS, "storefirst-dev-base")
+    stack = base_template(template, deployed_functions(), "storefirst-dev-base")
 
     with pytest.raises(BaseStackError, match=r"no base stack storefirst-dev-base .*make infra STAGE=dev"):
         deployed_refs(cloudformation, stack, "dev")
@@ -97,15 +97,15 @@ def test_chalice_deploy_is_told_to_run_make_infra_when_the_stack_is_missing_or_o
     changed = copy.deepcopy(template)
     changed["Resources"]["AlarmTopic"]["Properties"]["DisplayName"] = "storefirst alarms"
     with pytest.raises(BaseStackError, match=r"not what infra/template.yaml now makes: run `make infra STAGE=dev`"):
-        deployed_refs(cloudformation, base_template(changed, DEPLOYED_FUNCTIONS, "storefirst-dev-base"), "dev")
+        deployed_refs(cloudformation, base_template(changed, deployed_functions(), "storefirst-dev-base"), "dev")
 
 
 def test_the_dashboard_names_the_functions_chalice_deploy_creates(template):
-    resources = base_template(template, DEPLOYED_FUNCTIONS, "storefirst-dev-base").template["Resources"]
+    resources = base_template(template, deployed_functions(), "storefirst-dev-base").template["Resources"]
 
     body = resources["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    assert all(f'"{name}"' in body for name in DEPLOYED_FUNCTIONS.values())
-    assert not [name for name in DEPLOYED_FUNCTIONS if "${" + name + "}" in body]
+    assert all(f'"{name}"' in body for name in deployed_functions().values())
+    assert not [name for name in deployed_functions() if "${" + name + "}" in body]
     # its own resources and pseudo parameters are left to CloudFormation
     assert "${ProcessorFailureQueue.QueueName}" in body and "${AWS::Region}" in body
     json.loads(body.replace("${ProcessorFailureQueue.QueueName}", "q").replace("${AWS::Region}", "r"))
@@ -115,7 +115,7 @@ def test_a_sub_keeps_its_own_variables_even_when_named_like_a_function(template)
     template["Resources"]["AlarmTopic"]["Properties"]["DisplayName"] = {
         "Fn::Sub": ["${Process}-${Reconcile}", {"Process": "mine"}]}
 
-    topic = base_template(template, DEPLOYED_FUNCTIONS, "storefirst-dev-base").template["Resources"]["AlarmTopic"]
+    topic = base_template(template, deployed_functions(), "storefirst-dev-base").template["Resources"]["AlarmTopic"]
 
     assert topic["Properties"]["DisplayName"] == {"Fn::Sub": ["${Process}-storefirst-dev-reconcile",
                                                               {"Process": "mine"}]}
