@@ -101,3 +101,18 @@ def json_logs() -> Iterator[JsonLines]:
     logging.getLogger(logger.name).addHandler(captured)
     yield captured
     logging.getLogger(logger.name).removeHandler(captured)
+
+
+@pytest.fixture(scope="session")
+def project_package(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """`make package STAGE=<stage>` of this project, built once per test session and shared (each
+    build runs chalice package and the SAM translation: seconds). Callers only read it."""
+    from tests.packaging import package_stage
+
+    built: Dict[str, Dict[str, Any]] = {}
+
+    def package(stage: str) -> Dict[str, Any]:
+        if stage not in built:
+            built[stage] = package_stage(tmp_path_factory.mktemp(f"package-{stage}"), stage)
+        return built[stage]
+    return package

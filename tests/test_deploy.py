@@ -23,7 +23,7 @@ from infra.base_stack import deployed_refs, stage_base_stack
 from infra.chalice_deploy import ssm_parameters
 from infra.dynamic_references import resolve_dynamic_references
 from tests.conftest import ROOT, ctrl_c_reaches_it
-from tests.packaging import RESOURCELESS, deployed_names, package_stage
+from tests.packaging import RESOURCELESS, deployed_names
 
 pytestmark = pytest.mark.stack
 
@@ -159,9 +159,10 @@ def dev(dev_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Dict[str
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
-    """`make package STAGE=dev`'s translated template (tests/test_package.py builds it the same way)."""
-    return package_stage(tmp_path_factory.mktemp("package"), "dev")["cfn"]["Resources"]
+def package(project_package: Any) -> Dict[str, Any]:
+    """`make package STAGE=dev`'s translated template."""
+    resources: Dict[str, Any] = project_package("dev")["cfn"]["Resources"]
+    return resources
 
 
 def test_make_infra_creates_the_base_stack_then_changes_nothing_and_says_so(dev):

@@ -16,11 +16,8 @@ from infra.powertools_layer import LayerReference, parse_layer_reference
 from infra.precompile import add_bytecode, runtime_of
 from tests.conftest import ROOT
 from tests.packaging import (
-    BIN,
     WRITE_TRACES,
     as_list,
-    assert_api_gateway_may_only_put_items,
-    package_stage,
     resources,
     statements,
 )
@@ -29,21 +26,10 @@ pytestmark = pytest.mark.package  # chalice package, cfn-lint
 
 
 @pytest.fixture(scope="session")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
-    return package_stage(tmp_path_factory.mktemp("package"), "prod")
-
-
-def test_cfn_lint_finds_nothing_in_the_sam_or_the_translated_template(packaged):
-    result = subprocess.run(
-        [str(BIN / "cfn-lint"), str(packaged["dir"] / "sam.yaml"), str(packaged["dir"] / "cloudformation.json")],
-        capture_output=True, text=True,
-    )
-
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_api_gateway_may_only_put_items_into_the_table(packaged):
-    assert_api_gateway_may_only_put_items(packaged)
+def packaged(project_package: Any) -> Dict[str, Any]:
+    # cfn-lint and the PUT role's reach are checked for every stage in tests/test_security.py.
+    result: Dict[str, Any] = project_package("prod")
+    return result
 
 
 

@@ -1,6 +1,6 @@
 """Security of the packaged template, per stage: least privilege, checkov's skips, and auth.
 
-Built the way `make package STAGE=<stage>` builds it (tests/test_package.package_stage): `dev`
+Built the way `make package STAGE=<stage>` builds it (tests/packaging.package_stage): `dev`
 (AUTH_MODE none), `prod` (iam) and `keyed`, a stage added to a copy of the project with
 AUTH_MODE api_key. The exact grants of each role are pinned in tests/test_package.py (prod);
 here they hold in every stage, and nothing outside them is granted. `make security` runs
@@ -45,10 +45,14 @@ SCOPED_SUFFIX = re.compile(r"(/stream/\*|/index/[A-Za-z0-9_.-]+|:\*|/aws/lambda/
 
 
 @pytest.fixture(scope="module", params=["dev", "prod", "keyed"])
-def stage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
-    work = tmp_path_factory.mktemp(f"security-{request.param}")
-    project = with_stage(work, "keyed", "api_key") if request.param == "keyed" else ROOT
-    yield {**package_stage(work, request.param, project), "mode": stage_auth_mode(request.param, project)}
+def stage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          project_package: Any) -> Iterator[Dict[str, Any]]:
+    if request.param == "keyed":  # a stage of a project copy: this module's own
+        work = tmp_path_factory.mktemp("security-keyed")
+        project = with_stage(work, "keyed", "api_key")
+        yield {**package_stage(work, "keyed", project), "mode": stage_auth_mode("keyed", project)}
+    else:
+        yield {**project_package(request.param), "mode": stage_auth_mode(request.param, ROOT)}
 
 
 def operations(body: Dict[str, Any]) -> Iterator[Tuple[str, str, Dict[str, Any]]]:
