@@ -16,7 +16,16 @@ from typing import List, Optional
 from devserver.aws_endpoint import serve_aws
 from devserver.db import serve_db
 from devserver.faults import serve_faults
-from devserver.local_config import AUTH_MODES, BACKENDS, DEFAULT_SECRET_KEY, PROJECT_DIR, LocalConfig, LocalConfigError
+from devserver.local_config import (
+    AUTH_MODES,
+    BACKENDS,
+    DEFAULT_SECRET_KEY,
+    PROJECT_DIR,
+    LocalConfig,
+    LocalConfigError,
+    chalice_local_argv,
+    parse_operators,
+)
 
 PARTS = {"db": serve_db, "faults": serve_faults, "aws": serve_aws}
 
@@ -51,15 +60,11 @@ def chalice_local_command(argv: Optional[List[str]] = None) -> tuple[List[str], 
         config = replace(config, backend=args.backend, endpoint_url=args.endpoint_url, reset=args.reset,
                          state_dir=args.state_dir or config.state_dir, auth=args.auth or config.auth,
                          secret_key=args.secret_key or config.secret_key,
-                         operators=frozenset(filter(None, (key.strip() for key in args.operators.split(","))))
-                         or config.operators)
+                         operators=parse_operators(args.operators) or config.operators)
     except LocalConfigError as exc:
         parser.error(str(exc))
-    chalice = str(Path(sys.executable).with_name("chalice"))
-    command = [chalice, "--project-dir", str(PROJECT_DIR), "local", "--host", args.host, "--port", str(args.port),
-               "--stage", args.stage]
-    if args.no_autoreload:
-        command.append("--no-autoreload")
+    command = chalice_local_argv(PROJECT_DIR, host=args.host, port=args.port, stage=args.stage,
+                                 autoreload=not args.no_autoreload)
     return command, {**os.environ, **config.to_env()}
 
 

@@ -25,7 +25,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional
 
 from devserver import aws_guard
 from devserver.db_process import free_port
-from devserver.local_config import BUSINESS_LOGIC, PROJECT_DIR, LocalConfig
+from devserver.local_config import BUSINESS_LOGIC, PROJECT_DIR, LocalConfig, chalice_local_argv
 from devserver.processes import Child, process_alive, read_json, spawn, stop, wait_until
 
 DATABASE_STATE = "db.json"
@@ -173,10 +173,8 @@ class LocalStack:
     def start_app(self) -> None:
         """Start (or start again) `chalice local` and wait until its stream mapping is reading."""
         options = self.options
-        command = [str(Path(sys.executable).with_name("chalice")), "--project-dir", str(options.project_dir), "local",
-                   "--host", options.host, "--port", str(self.port), "--stage", options.stage]
-        if not options.autoreload:
-            command.append("--no-autoreload")
+        command = chalice_local_argv(options.project_dir, host=options.host, port=self.port, stage=options.stage,
+                                     autoreload=options.autoreload)
         config = replace(self._config(), dynamodb_endpoint=self.dynamodb_endpoint,
                          sqs_endpoint=self.database.sqs_endpoint if self.database else None)
         env = {**aws_guard.without_real_credentials(python_environment()), **config.to_env(),

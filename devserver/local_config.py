@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, FrozenSet, Mapping, Optional
+from typing import Dict, FrozenSet, List, Mapping, Optional
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BACKENDS = ("moto", "dynamodb-local", "url")
@@ -42,6 +43,18 @@ def default_state_dir(project_dir: Path = PROJECT_DIR) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     digest = hashlib.sha1(str(project_dir.resolve()).encode("utf-8")).hexdigest()[:8]
     return base / "storefirst" / f"{project_dir.name}-{digest}"
+
+
+def parse_operators(text: str) -> FrozenSet[str]:
+    """The access key ids of a comma-separated list (spaces and empty entries ignored)."""
+    return frozenset(key.strip() for key in text.split(",") if key.strip())
+
+
+def chalice_local_argv(project_dir: Path, *, host: str, port: int, stage: str, autoreload: bool) -> List[str]:
+    """`chalice local` as a user types it, from this interpreter's environment."""
+    command = [str(Path(sys.executable).with_name("chalice")), "--project-dir", str(project_dir), "local",
+               "--host", host, "--port", str(port), "--stage", stage]
+    return command if autoreload else [*command, "--no-autoreload"]
 
 
 class LocalConfigError(ValueError):
@@ -109,7 +122,7 @@ class LocalConfig:
             schedule_every=schedule_every,
             auth=environ.get(AUTH) or None,
             secret_key=environ.get(SECRET_KEY) or cls.secret_key,
-            operators=frozenset(key.strip() for key in (environ.get(OPERATORS) or "").split(",") if key.strip()),
+            operators=parse_operators(environ.get(OPERATORS) or ""),
         )
 
     def to_env(self) -> Dict[str, str]:
