@@ -273,7 +273,7 @@ class LocalApiGateway:
                     context=call.context,
                     stage_variables=call.stage_variables,
                     overrides=overrides,
-                ).output.encode("utf-8")
+                ).encode("utf-8")
             except BodyNotJson as exc:
                 return failure("DEFAULT_4XX", message=str(exc))
             except VtlError:

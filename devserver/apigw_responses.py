@@ -126,15 +126,14 @@ def integration_response(
         body, content_type = backend_body, "application/json"
     else:
         content_type, template = picked
-        rendered = render(
+        body = render(
             template,
             body=backend_body.decode("utf-8", "replace"),
             params=request.params,
             context=request.context,
             stage_variables=request.stage_variables,
             overrides=overrides,
-        )
-        body = rendered.output.encode("utf-8")
+        ).encode("utf-8")
     status = response.status_code
     if overrides.status is not None and 100 <= overrides.status <= 599:
         status = overrides.status

@@ -30,7 +30,6 @@ import functools
 import json
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import airspeed
@@ -41,7 +40,7 @@ from devserver.vtl_context import Overrides, context_map
 from devserver.vtl_java import JavaMap, JavaString, from_json, java_str, to_java
 from devserver.vtl_util import Util, parse_json
 
-__all__ = ["BodyNotJson", "Overrides", "Rendered", "VtlError", "render"]
+__all__ = ["BodyNotJson", "Overrides", "VtlError", "render"]
 
 EMPTY_BODY = "{}"  # what `$input.body` is for an empty payload (docs: APIGW-2)
 
@@ -57,15 +56,6 @@ class BodyNotJson(VtlError):
     """
 
 
-@dataclass(frozen=True)
-class Rendered:
-    output: str
-    # The response overrides of the request so far; only an int status counts, and the caller
-    # checks the 100-599 range (docs: APIGW-12).
-    response_override_status: int | None = None
-    response_override_headers: Mapping[str, str] = field(default_factory=dict)
-
-
 def render(
     template: str,
     *,
@@ -74,14 +64,14 @@ def render(
     context: Mapping[str, Any],
     stage_variables: Mapping[str, str] | None = None,
     overrides: Overrides | None = None,
-) -> Rendered:
+) -> str:
     """Render one mapping template.
 
     body: `$input.body` (the request body, or the integration response body for a response
     template); params: `{"path": {...}, "querystring": {...}, "header": {...}}`, always the
     method request's; context: `$context` (copied, so the caller's mapping is never touched);
     overrides: the request's `requestOverride`/`responseOverride`, shared by its templates
-    (a fresh set when None).
+    (a fresh set when None): what the template set in them is read there (docs: APIGW-12).
     """
     overrides = overrides if overrides is not None else Overrides()
     namespace = {
@@ -99,7 +89,8 @@ def render(
         if isinstance(cause, VtlError):
             raise cause from exc
         raise VtlError(str(exc)) from exc
-    return Rendered(output, overrides.status, overrides.response_headers)
+    rendered: str = output
+    return rendered
 
 
 class _Input:

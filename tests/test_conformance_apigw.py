@@ -106,7 +106,7 @@ def test_input_path_template_formatting(template, posted, recorded):
     HTTP echo integration, which answers the posted JSON under "json" (null without a body)."""
     echoed = json.dumps({"json": None if posted is _NO_BODY else posted})
 
-    assert render(template, body=echoed, params={}, context={}).output == recorded
+    assert render(template, body=echoed, params={}, context={}) == recorded
 
 
 RAW = "#set($result = $input.body)$result"
@@ -141,8 +141,8 @@ def test_input_body_formatting(route, request_template, response_template, recor
     to a function that answers it unchanged, and the response template renders that answer; an
     empty body is `{}` on both sides (docs: APIGW-2, APIGW-8)."""
     for name, body in BODIES.items():
-        sent = render(request_template, body=body, params={}, context={}).output
-        answered = render(response_template, body=sent, params={}, context={}).output
+        sent = render(request_template, body=body, params={}, context={})
+        answered = render(response_template, body=sent, params={}, context={})
         assert (name, answered) == (name, recorded[name])
 
 
@@ -363,5 +363,5 @@ def test_overrides_carry_across_a_request_and_its_response_template():
     overrides = Overrides()
     render(OVERRIDE_REQUEST, body="", params={}, context={}, overrides=overrides)
 
-    assert json.loads(render(OVERRIDE_RESPONSE, body="", params={}, context={}, overrides=overrides).output) == {
+    assert json.loads(render(OVERRIDE_RESPONSE, body="", params={}, context={}, overrides=overrides)) == {
         "statusOverride": "444", "fooHeader": "bar", "custom": "is also passed around"}

@@ -52,7 +52,7 @@ def method_request(headers: Optional[Mapping[str, str]] = None, request_id: str 
 
 def render_put(body: str, request: MethodRequest, route: infra.IntegrationRoute = ROUTE) -> str:
     return render(route.request_templates["application/json"], body=body, params=request.params,
-                  context=request.context).output
+                  context=request.context)
 
 
 def respond(route: infra.IntegrationRoute, request: MethodRequest, status: int, answer: bytes) -> HttpResponse:
