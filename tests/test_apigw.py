@@ -317,7 +317,12 @@ def test_concurrent_calls_keep_their_connections_for_the_next_round():
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AllAtOnce)
+    class Server(http.server.ThreadingHTTPServer):
+        # All connect at once: with socketserver's backlog of 5 the kernel drops SYNs past it, and
+        # their retries (after 1, 3, 7 s) could outlast the barrier on a busy machine.
+        request_queue_size = clients
+
+    server = Server(("127.0.0.1", 0), AllAtOnce)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     transport = HttpTransport(f"http://127.0.0.1:{server.server_address[1]}", REGION, timeout_seconds=15)
     try:
