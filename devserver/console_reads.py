@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterable, List, Mapping
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Tuple
 
 from chalicelib.attributes import from_attribute
 from chalicelib.requests_api import view_of
@@ -81,7 +81,12 @@ class RequestReads:
         """{"FAILED"|"PENDING": {"items", "total", "totalIsAtLeast"}, "SUCCEEDED": {"items", "watched"},
         "readAt"}: items are GET /requests/{id}'s view, newest first."""
         lists: Dict[str, Any] = {status: self._open(status) for status in OPEN_STATUSES}
-        lists["SUCCEEDED"] = self._succeeded()
+        lists["SUCCEEDED"], now = self._succeeded()
+        # The read by id comes last: a request it finds in another state moved on between the reads
+        # and is shown once, where it is now, not also in the list it has left.
+        for status in OPEN_STATUSES:
+            lists[status]["items"] = [item for item in lists[status]["items"]
+                                      if now.get(_name(item), status) == status]
         lists["readAt"] = int(self._clock() * 1000)
         return lists
 
@@ -98,7 +103,8 @@ class RequestReads:
         return {"items": [_view(item) for item in page.get("Items", [])], "total": total,
                 "totalIsAtLeast": start is not None}
 
-    def _succeeded(self) -> Dict[str, Any]:
+    def _succeeded(self) -> Tuple[Dict[str, Any], Dict[Tuple[str, str], str]]:
+        """The SUCCEEDED list, and the status of every recent request as this read found it."""
         ids = self._recent.newest_first()
         items: List[Dict[str, Any]] = []
         if ids:
@@ -110,7 +116,11 @@ class RequestReads:
             items = [_view(item) for item in answer.get("Responses", {}).get(self._table, [])]
         succeeded = sorted((item for item in items if item.get("status") == "SUCCEEDED"),
                            key=lambda item: item.get("updatedAt") or "", reverse=True)
-        return {"items": succeeded[:self._shown], "watched": len(ids)}
+        return {"items": succeeded[:self._shown], "watched": len(ids)}, {_name(i): str(i.get("status")) for i in items}
+
+
+def _name(view: Mapping[str, Any]) -> Tuple[str, str]:
+    return view.get("owner", ""), view["id"]
 
 
 def _view(raw: Mapping[str, Any]) -> Dict[str, Any]:

@@ -62,6 +62,28 @@ def test_succeeded_requests_are_the_recent_ones_read_back_by_id_never_with_their
     assert "request" not in json.dumps(succeeded)
 
 
+def test_a_request_that_finishes_between_the_reads_is_listed_once_where_it_now_is(dynamodb):
+    # The index is read first, the recent ids last: a request PENDING for the first read and SUCCEEDED
+    # by the second used to be listed under both until the next refresh.
+    store, recent = RequestStore(dynamodb, TABLE), RecentIds()
+    stored(dynamodb, "racer", 1_000)
+    stored(dynamodb, "waiting", 1_001)
+    recent.add(["racer", "waiting"])
+
+    class FinishesDuringTheRead:
+        def query(self, **kwargs: Any) -> Any:
+            return dynamodb.query(**kwargs)
+
+        def batch_get_item(self, **kwargs: Any) -> Any:
+            store.finish_succeeded("racer", {"ok": True}, now_ms=2_000, expires_at=9_999_999_999)
+            return dynamodb.batch_get_item(**kwargs)
+
+    lists = RequestReads(FinishesDuringTheRead(), TABLE, recent).snapshot()
+
+    assert [item["id"] for item in lists["SUCCEEDED"]["items"]] == ["racer"]
+    assert [item["id"] for item in lists["PENDING"]["items"]] == ["waiting"]
+
+
 class EndlessIndex:
     """A DynamoDB client whose status index never ends: every COUNT page says there is more."""
 
